@@ -1,0 +1,145 @@
+"""Asymmetric non-local blocks (Zhu et al., ANN, ICCV 2019): keys and values are sampled by spatial pyramid
+pooling (sizes 1, 3, 6, 8 -> 110 anchors), so the affinity is N×110 instead of N×N. APNB attends within one
+feature; AFNB takes queries from the high-level feature and anchors from the low-level one.
+
+Claim: for a 256×128 input APNB is ~6× faster and uses ~28× less GPU memory than a non-local block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from vizattn.capture import AttentionRecord
+from vizattn.modules.base import AttentionModule, attend, conv_bn_relu, detach, inv_sqrt, softmax_row
+
+PYRAMID = (1, 3, 6, 8)
+
+
+def pyramid_pool(x: torch.Tensor, sizes=PYRAMID) -> torch.Tensor:
+    """B×C×H×W -> B×S×C anchors, S = Σ s² (adaptive average pooling per level, flattened row-major)."""
+    return torch.cat([rearrange(F.adaptive_avg_pool2d(x, s), "b c i j -> b (i j) c") for s in sizes], dim=1)
+
+
+def anchor_projection(h: int, w: int, sizes=PYRAMID, device=None, dtype=torch.float32) -> torch.Tensor:
+    """S×(H·W): row a holds 1/|R_a| on the pixels anchor a averages (PyTorch's adaptive-pool regions)."""
+    rows = []
+    for s in sizes:
+        for i in range(s):
+            for j in range(s):
+                r = torch.zeros(h, w, device=device, dtype=dtype)
+                y0, y1 = (i * h) // s, -((-(i + 1) * h) // s)
+                x0, x1 = (j * w) // s, -((-(j + 1) * w) // s)
+                r[y0:y1, x0:x1] = 1.0 / ((y1 - y0) * (x1 - x0))
+                rows.append(r.flatten())
+    return torch.stack(rows)
+
+
+@dataclass
+class AnchorRecord(AttentionRecord):
+    """Data: q (B×N×d), anchor keys (B×S×d), values on the key grid (B×C×H×W), context (B×C×H×W)."""
+
+    def views(self):
+        return tuple(f"level{s}" for s in self.config["sizes"]) + ("all",)
+
+    @property
+    def distribution_views(self):
+        return ("all",)
+
+    @property
+    def default_view(self):
+        return "all"
+
+    def anchor_weights(self, y: int, x: int, batch: int = 0) -> dict[int, torch.Tensor]:
+        """The 110 anchor weights of query (y, x), split per pyramid level as s×s grids."""
+        self._check(y, x, None, batch)
+        row = self._row(y, x, batch)
+        out, start = {}, 0
+        for s in self.config["sizes"]:
+            out[s] = row[start : start + s * s].view(s, s)
+            start += s * s
+        return out
+
+    def _row(self, y, x, batch):
+        q = self.data["q"][batch, y * self.grid[1] + x]
+        return softmax_row(q, self.data["k"][batch], self.config["scale"])
+
+    def _query_map(self, y, x, view, batch):
+        kh, kw = self.config["key_grid"]
+        row = self._row(y, x, batch)
+        if view != "all":  # keep one level's anchors only
+            s_view, start = int(view[5:]), 0
+            keep = torch.zeros_like(row)
+            for s in self.config["sizes"]:
+                if s == s_view:
+                    keep[start : start + s * s] = 1
+                start += s * s
+            row = row * keep
+        proj = anchor_projection(kh, kw, self.config["sizes"], row.device, row.dtype)
+        return (row @ proj).view(kh, kw)
+
+    def reconstruction(self):
+        return {"all": (self.data["values"], self.data["context"])}
+
+
+class _AnchorAttention(nn.Module):
+    """Query-to-anchor attention shared by APNB and AFNB; returns the context on the query grid."""
+
+    def __init__(self, query_channels, key_channels, anchor_channels, value_channels, shared_query_key, sizes):
+        super().__init__()
+        self.key = conv_bn_relu(anchor_channels, key_channels)
+        self.query = self.key if shared_query_key else conv_bn_relu(query_channels, key_channels)
+        self.value = nn.Conv2d(anchor_channels, value_channels, 1)
+        self.out = nn.Conv2d(value_channels, query_channels, 1)
+        nn.init.zeros_(self.out.weight)  # the official W starts at zero
+        nn.init.zeros_(self.out.bias)
+        self.sizes, self.scale = tuple(sizes), inv_sqrt(key_channels)
+
+    def forward(self, module: AttentionModule, high, low):
+        b, _, h, w = high.shape
+        q = rearrange(self.query(high), "b c h w -> b (h w) c")
+        k = pyramid_pool(self.key(low), self.sizes)
+        values = self.value(low)
+        ctx = rearrange(attend(q, k, pyramid_pool(values, self.sizes), self.scale), "b (h w) c -> b c h w", h=h, w=w)
+        module.emit(lambda: AnchorRecord(
+            module.kind, (h, w), b, detach(q=q, k=k, values=values, context=ctx),
+            {"sizes": self.sizes, "scale": self.scale, "key_grid": tuple(low.shape[2:])},
+        ))
+        return self.out(ctx)
+
+
+class APNB(AttentionModule):
+    """Asymmetric pyramid non-local block: self-attention of a feature to its own pyramid anchors."""
+
+    kind = "apnb"
+
+    def __init__(self, channels: int, key_channels: int | None = None, value_channels: int | None = None,
+                 sizes=PYRAMID):
+        super().__init__()
+        kc, vc = key_channels or max(1, channels // 2), value_channels or max(1, channels // 2)
+        self.attention = _AnchorAttention(channels, kc, channels, vc, True, sizes)
+        self.fuse = conv_bn_relu(2 * channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([self.attention(self, x, x), x], dim=1))
+
+
+class AFNB(AttentionModule):
+    """Asymmetric fusion non-local block: high-level queries attend to the low-level feature's anchors."""
+
+    kind = "afnb"
+
+    def __init__(self, channels: int, low_channels: int | None = None, key_channels: int | None = None,
+                 value_channels: int | None = None, sizes=PYRAMID):
+        super().__init__()
+        low = low_channels or channels
+        kc, vc = key_channels or max(1, channels // 2), value_channels or max(1, channels // 2)
+        self.attention = _AnchorAttention(channels, kc, low, vc, False, sizes)
+        self.fuse = conv_bn_relu(2 * channels, channels)
+
+    def forward(self, x: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
+        """x: the high-level feature; low: the low-level one (x itself when omitted)."""
+        return self.fuse(torch.cat([self.attention(self, x, x if low is None else low), x], dim=1))
