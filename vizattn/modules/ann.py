@@ -91,7 +91,8 @@ class _AnchorAttention(nn.Module):
     def __init__(self, query_channels, key_channels, anchor_channels, value_channels, shared_query_key, sizes):
         super().__init__()
         self.key = conv_bn_relu(anchor_channels, key_channels)
-        self.query = self.key if shared_query_key else conv_bn_relu(query_channels, key_channels)
+        # APNB shares one projection for queries and keys; registering it once keeps the state dict free of aliases
+        self.query = None if shared_query_key else conv_bn_relu(query_channels, key_channels)
         self.value = nn.Conv2d(anchor_channels, value_channels, 1)
         self.out = nn.Conv2d(value_channels, query_channels, 1)
         nn.init.zeros_(self.out.weight)  # the official W starts at zero
@@ -100,7 +101,7 @@ class _AnchorAttention(nn.Module):
 
     def forward(self, module: AttentionModule, high, low):
         b, _, h, w = high.shape
-        q = rearrange(self.query(high), "b c h w -> b (h w) c")
+        q = rearrange((self.key if self.query is None else self.query)(high), "b c h w -> b (h w) c")
         k = pyramid_pool(self.key(low), self.sizes)
         values = self.value(low)
         ctx = rearrange(attend(q, k, pyramid_pool(values, self.sizes), self.scale), "b (h w) c -> b c h w", h=h, w=w)

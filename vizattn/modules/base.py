@@ -32,6 +32,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     """softmax(q·kᵀ·scale)·v over the last two dims: q (..., n, d), k (..., m, d), v (..., m, e) -> (..., n, e)."""
     if _DENSE.get():
         return torch.softmax(q @ k.transpose(-1, -2) * scale, dim=-1) @ v
+    if q.dim() == 3:  # the CPU flash kernel needs a head dim; 3-D inputs silently fall back to the N×N math path
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
