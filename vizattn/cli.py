@@ -1,0 +1,108 @@
+"""The `vizattn` command: thin argparse wrappers over library functions; user errors print one sentence."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vizattn.errors import VizattnError
+
+
+def _bench_modules(args) -> None:
+    from vizattn.bench import modules
+    from vizattn.bench.measure import markdown_table
+
+    setups = [s for s in modules.SETUPS if not args.paper or s.paper in args.paper]
+    entries = [e for e in modules.ENTRIES if not args.modules or e[1] in args.modules]
+    rows = modules.run(setups, entries, args.warmup, args.repeats, args.device, Path(args.out))
+    print(markdown_table(modules.HEADER, rows))
+    print(f"\nwritten: {Path(args.out) / 'modules.csv'}, {Path(args.out) / 'modules.md'}")
+
+
+def _train(args) -> None:
+    import json
+
+    from vizattn.models.segmenter import HEADS
+    from vizattn.train import TrainConfig, train
+
+    if not args.all and not args.head:
+        raise VizattnError("Name a head with --head NAME (or several) or train the whole zoo with --all.")
+    heads = list(HEADS) if args.all else args.head
+    cfg = TrainConfig(seed=args.seed, **{k: v for k, v in vars(args).items()
+                                         if k in ("backbone_steps", "head_steps", "pool", "batch", "eval_scenes") and v is not None})
+    cards = train(heads, cfg, Path(args.out))
+    for name, card in cards.items():
+        ev = card["evaluation"]
+        print(f"{name:16s} mIoU {ev['miou']:.3f}  ambiguous mIoU {ev['miou_ambiguous']:.3f}  -> {Path(args.out) / name}.safetensors")
+    if args.json:
+        print(json.dumps({k: c["evaluation"] for k, c in cards.items()}, indent=2))
+
+
+def _evaluate(args) -> None:
+    import json
+
+    from vizattn.data import CLASSES
+    from vizattn.evaluate import evaluate
+    from vizattn.zoo import load
+
+    result = evaluate(load(args.model), args.scenes, args.seed, (args.size, args.size), progress=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for c in CLASSES:
+        v = result["iou"][c]
+        print(f"{c:12s} {'  n/a' if v is None else f'{v:.3f}'}")
+    print(f"{'mIoU':12s} {result['miou']:.3f}\n{'ambiguous':12s} {result['miou_ambiguous']:.3f}  (road, sidewalk, vegetation, terrain)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vizattn", description="See what attention modules attend.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="benchmarks that print tables").add_subparsers(dest="bench", required=True)
+    bm = bench.add_parser("modules", help="time, peak memory and FLOPs of every module vs the non-local block")
+    bm.add_argument("--paper", nargs="*", choices=["ANN", "ISA"], help="only these papers' set-ups")
+    bm.add_argument("--modules", nargs="*", help="only these modules (the dense NL reference is always kept)")
+    bm.add_argument("--warmup", type=int, default=1)
+    bm.add_argument("--repeats", type=int, default=2)
+    bm.add_argument("--device", default="cpu")
+    bm.add_argument("--out", default="bench-out")
+    bm.set_defaults(func=_bench_modules)
+
+    tr = sub.add_parser("train", help="train heads on generated scenes and write pretrained/NAME.safetensors + card")
+    tr.add_argument("--head", nargs="*", help="head name(s)")
+    tr.add_argument("--all", action="store_true", help="the whole zoo: backbone, FCN baseline and every head")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--backbone-steps", type=int)
+    tr.add_argument("--head-steps", type=int)
+    tr.add_argument("--pool", type=int, help="number of training scenes")
+    tr.add_argument("--batch", type=int)
+    tr.add_argument("--eval-scenes", type=int)
+    tr.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pretrained"))
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="per-class IoU and mIoU on freshly generated scenes")
+    ev.add_argument("--model", required=True, help="bundled name or checkpoint path")
+    ev.add_argument("--scenes", type=int, default=100)
+    ev.add_argument("--seed", type=int, default=1_000_000_000, help="first scene seed (training never uses >= 1e9)")
+    ev.add_argument("--size", type=int, default=256)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "modules", None) is not None and "nonlocal" not in args.modules:
+        args.modules = ["nonlocal", *args.modules]
+    try:
+        args.func(args)
+    except VizattnError as err:
+        print(f"vizattn: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
