@@ -1,0 +1,116 @@
+"""Save/load round trips and the refusal of bad checkpoints, with nothing in them executed."""
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vizattn import VizattnError
+from vizattn.io import read_checkpoint
+from vizattn.models.segmenter import ModelConfig, build_model
+from vizattn.zoo import load, save
+
+
+def small(head="gc"):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(head)).eval()
+
+
+@pytest.mark.parametrize("head", ["gc", "ann", "psa_sequential"])
+def test_safetensors_round_trip(tmp_path, head):
+    model = small(head)
+    save(model, tmp_path / "m.safetensors", {"config": model.config.to_dict()})
+    loaded = load(str(tmp_path / "m.safetensors"))
+    assert not loaded.training and loaded.config == model.config
+    x = torch.randn(1, 3, 40, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_architecture_is_read_from_metadata_without_a_card(tmp_path):
+    model = small("isa")
+    save(model, tmp_path / "only.safetensors")
+    assert not (tmp_path / "only.json").exists()
+    assert load(tmp_path / "only.safetensors").config.head == "isa"
+
+
+def test_torch_state_dict_loads_through_weights_only(tmp_path):
+    model = small("criss_cross")
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    loaded = load(tmp_path / "m.pt", head="criss_cross")
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    with pytest.raises(VizattnError, match="does not say which architecture"):
+        load(tmp_path / "m.pt")
+    torch.save({"state_dict": model.state_dict(), "vizattn_config": model.config.to_dict()}, tmp_path / "c.pth")
+    assert load(tmp_path / "c.pth").config.head == "criss_cross"
+
+
+def test_misfit_lists_missing_unexpected_and_mismatched(tmp_path):
+    state = small("gc").state_dict()
+    state.pop("head.classifier.1.bias")
+    state["head.extra.weight"] = torch.zeros(1)
+    state["head.classifier.1.weight"] = torch.zeros(5, 64, 1, 1)
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={"vizattn_config": json.dumps(ModelConfig("gc").to_dict())})
+    with pytest.raises(VizattnError) as err:
+        load(tmp_path / "bad.safetensors")
+    msg = str(err.value)
+    assert "missing keys: head.classifier.1.bias" in msg
+    assert "unexpected keys: head.extra.weight" in msg
+    assert "shape mismatches: head.classifier.1.weight (5, 64, 1, 1) vs (9, 64, 1, 1)" in msg
+    with pytest.raises(VizattnError, match="does not fit"):
+        load(tmp_path / "bad.safetensors", head="nonlocal")
+
+
+class _Plant:
+    """Unpickling this would create a file: proof of code execution if it ever appears."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.target), "pwned"))
+
+
+def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
+    target = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.pt"
+    torch.save({"weight": torch.zeros(2), "payload": _Plant(str(target))}, evil)
+    with pytest.raises(VizattnError, match="would run code when unpickled"):
+        load(evil, head="gc")
+    assert not target.exists()
+    raw = tmp_path / "raw.pth"  # a bare pickle, no torch zip container
+    raw.write_bytes(pickle.dumps(_Plant(str(target))))
+    with pytest.raises(VizattnError):
+        read_checkpoint(raw)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("payload,name", [
+    (b"", "empty.safetensors"),
+    (b"not a checkpoint at all", "junk.safetensors"),
+    (b"\xff" * 64, "junk.pt"),
+])
+def test_garbage_is_refused_with_one_sentence(payload, name):
+    with pytest.raises(VizattnError):
+        read_checkpoint(payload, name)
+
+
+def test_truncated_files_are_refused(tmp_path):
+    model = small("gc")
+    save(model, tmp_path / "m.safetensors")
+    data = (tmp_path / "m.safetensors").read_bytes()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    tdata = (tmp_path / "m.pt").read_bytes()
+    for blob, name in ((data[: len(data) // 2], "cut.safetensors"), (tdata[: len(tdata) // 2], "cut.pt")):
+        with pytest.raises(VizattnError, match="not a readable"):
+            read_checkpoint(blob, name)
+
+
+def test_unknown_name_says_what_exists():
+    with pytest.raises(VizattnError, match="neither a bundled model"):
+        load("no-such-model")

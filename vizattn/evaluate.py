@@ -1,0 +1,71 @@
+"""Prediction and evaluation on freshly generated scenes: per-class IoU and mIoU."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+#: held-out scenes come from seeds at and above this; training never draws from here
+EVAL_SEED_BASE = 1_000_000_000
+AMBIGUOUS = tuple(c for pair in AMBIGUOUS_PAIRS for c in pair)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 H×W×3 (or B×H×W×3) -> normalised float B×3×H×W."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    x = x[None] if x.dim() == 3 else x
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    return (x.permute(0, 3, 1, 2) - mean) / std
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """Class labels (H×W, uint8) for one H×W×3 uint8 RGB image."""
+    device = next(model.parameters()).device
+    return model(to_tensor(image).to(device)).argmax(1)[0].to("cpu", torch.uint8).numpy()
+
+
+def confusion(pred: np.ndarray, target: np.ndarray, k: int = len(CLASSES)) -> np.ndarray:
+    valid = target < k
+    return np.bincount(k * target[valid].astype(np.int64) + pred[valid], minlength=k * k).reshape(k, k)
+
+
+def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
+    """Per-class IoU; NaN for a class absent from both prediction and truth."""
+    tp = np.diag(conf).astype(np.float64)
+    denom = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, tp / denom, np.nan)
+
+
+def summarise(conf: np.ndarray) -> dict:
+    iou = iou_from_confusion(conf)
+    per_class = {c: (None if np.isnan(v) else round(float(v), 4)) for c, v in zip(CLASSES, iou)}
+    amb = [iou[CLASSES.index(c)] for c in AMBIGUOUS]
+    return {
+        "miou": round(float(np.nanmean(iou)), 4),
+        "miou_ambiguous": round(float(np.nanmean(amb)), 4),
+        "pixel_accuracy": round(float(np.diag(conf).sum() / max(1, conf.sum())), 4),
+        "iou": per_class,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, scenes: int = 100, seed: int = EVAL_SEED_BASE, size=(256, 256),
+             batch: int = 8, progress: bool = True) -> dict:
+    """Per-class IoU and mIoU (overall and on the context-ambiguous classes) on scenes seed..seed+scenes-1."""
+    model.eval()
+    conf = np.zeros((len(CLASSES), len(CLASSES)), np.int64)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, scenes, batch), desc="evaluate", unit="batch", disable=not progress):
+        group = [generate_scene(seed + i, size) for i in range(start, min(scenes, start + batch))]
+        pred = model(to_tensor(np.stack([s.image for s in group])).to(device)).argmax(1).cpu().numpy()
+        for p, s in zip(pred, group):
+            conf += confusion(p, s.labels)
+    out = summarise(conf)
+    out.update({"scenes": scenes, "seed": seed, "size": list(size)})
+    return out

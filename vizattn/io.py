@@ -1,0 +1,156 @@
+"""The one door through which checkpoints and images enter: safe loaders that refuse with one sentence.
+
+Checkpoints are never unpickled with code execution: safetensors first, torch files only through
+`torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vizattn.errors import VizattnError
+
+MAX_CHECKPOINT_BYTES = 512 * 2**20
+MAX_IMAGE_PIXELS = 4096 * 4096  # against decompression bombs
+MAX_IMAGE_SIDE = 1024  # images are resized so that their longer side is at most this
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict of tensors, metadata) from a .safetensors or torch file (path or bytes)."""
+    data, name = _read_bytes(source, name, MAX_CHECKPOINT_BYTES, "checkpoint")
+    suffix = Path(name).suffix.lower()
+    if suffix == ".safetensors" or (suffix not in TORCH_SUFFIXES and not zipfile.is_zipfile(io.BytesIO(data))):
+        return _read_safetensors(data, name)
+    return _read_torch(data, name)
+
+
+def _read_bytes(source, name, limit, what) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        name = name or f"uploaded {what}"
+    else:
+        path = Path(source)
+        name = name or path.name
+        if not path.is_file():
+            raise VizattnError(f"No {what} file at '{path}'; check the path.")
+        if path.stat().st_size > limit:
+            raise VizattnError(f"'{name}' is larger than {limit // 2**20} MB; use a smaller {what}.")
+        data = path.read_bytes()
+    if len(data) > limit:
+        raise VizattnError(f"'{name}' is larger than {limit // 2**20} MB; use a smaller {what}.")
+    if not data:
+        raise VizattnError(f"'{name}' is empty; choose a real {what} file.")
+    return data, name
+
+
+def _read_safetensors(data: bytes, name: str):
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    try:
+        state = load_safetensors(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {}) or {}
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError, OverflowError, MemoryError) as err:
+        raise VizattnError(
+            f"'{name}' is not a readable safetensors checkpoint (it may be truncated or another format); "
+            f"export the weights again as .safetensors or a torch state dict. ({type(err).__name__})"
+        ) from None
+    return state, meta
+
+
+def _read_torch(data: bytes, name: str):
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise VizattnError(
+            f"'{name}' holds Python objects that would run code when unpickled; it was refused and nothing in it "
+            "was executed. Save a plain state dict (torch.save(model.state_dict())) or use .safetensors."
+        ) from None
+    except Exception as err:  # torch raises many types for corrupt zips/pickles; all mean the same to a user
+        raise VizattnError(
+            f"'{name}' is not a readable torch checkpoint (it may be truncated or another format); "
+            f"save it again with torch.save(model.state_dict()). ({type(err).__name__})"
+        ) from None
+    meta = {}
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        meta = {k: v for k, v in obj.items() if k != "state_dict" and isinstance(v, (str, int, float, dict, list))}
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise VizattnError(f"'{name}' does not contain a state dict of tensors; save model.state_dict() instead.")
+    if isinstance(meta.get("vizattn_config"), dict):
+        meta["vizattn_config"] = json.dumps(meta["vizattn_config"])
+    return obj, meta
+
+
+def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Raise one error listing missing keys, unexpected keys and shape mismatches (never a silent strict=False)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", … ({len(keys)} in all)" if len(keys) > 8 else "")
+                parts.append(f"{label}: {shown}")
+        raise VizattnError(
+            f"'{name}' does not fit the {getattr(model, 'config', None) and model.config.head} architecture — "
+            + "; ".join(parts) + ". Choose the matching head or a checkpoint trained by vizattn."
+        )
+
+
+def read_image(source: str | Path | bytes, name: str | None = None, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
+    """An H×W×3 uint8 RGB array from PNG/JPEG/BMP/TIFF/WebP bytes or a path, any mode, EXIF-rotated,
+    shrunk so that its longer side is at most max_side."""
+    from PIL import Image, ImageOps
+
+    data, name = _read_bytes(source, name, 64 * 2**20, "image")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError("too many pixels")
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+            if max(im.size) > max_side:
+                scale = max_side / max(im.size)
+                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8).copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise VizattnError(
+            f"'{name}' has more than {MAX_IMAGE_PIXELS:,} pixels (a possible decompression bomb); use a smaller image."
+        ) from None
+    except VizattnError:
+        raise
+    except Exception as err:  # PIL raises many types for bad bytes; all mean the same to a user
+        raise VizattnError(
+            f"'{name}' is not a readable image (it may be truncated or not an image); use a PNG, JPEG, BMP, TIFF "
+            f"or WebP file. ({type(err).__name__})"
+        ) from None
+
+
+def _to_rgb(im):
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # high bit depth grey: rescale to 8 bits
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+        im = Image.fromarray(arr.astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")

@@ -1,0 +1,97 @@
+"""Segmenter = shared backbone + a head hosting one context module + classifier. Only the context module
+differs between heads, as in the papers' comparisons; `fcn` hosts none and is the baseline."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vizattn.errors import VizattnError
+from vizattn.models.backbone import Backbone
+from vizattn.modules import create_attention
+from vizattn.modules.base import conv_bn_relu
+
+# head name -> (attention module name or None, module options)
+HEADS: dict[str, tuple[str | None, dict]] = {
+    "fcn": (None, {}),
+    "nonlocal": ("nonlocal", {}),
+    "isa": ("isa", {"group": (8, 8)}),
+    "criss_cross": ("criss_cross", {"recurrence": 2}),
+    "gc": ("gc", {}),
+    "lesa": ("lesa", {"heads": 4}),  # 16-wide heads at 64 channels: 8 heads of 8 train 3× slower on a CPU
+    "psa_parallel": ("psa", {"mode": "parallel"}),
+    "psa_sequential": ("psa", {"mode": "sequential"}),
+    "ann": ("ann", {}),
+    "danet": ("danet", {}),
+}
+
+
+@dataclass
+class ModelConfig:
+    head: str
+    num_classes: int = 9
+    widths: tuple[int, int, int] = (32, 64, 128)
+    dilation: int = 2
+    head_channels: int = 64
+    module_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.head not in HEADS:
+            raise VizattnError(f"Unknown head '{self.head}'; choose one of {', '.join(HEADS)}.")
+        self.widths = tuple(self.widths)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ANNContext(nn.Module):
+    """ANN's pair: AFNB fuses the low-level feature into the high-level one, then APNB refines it."""
+
+    def __init__(self, channels: int, low_channels: int):
+        super().__init__()
+        self.afnb = create_attention("afnb", channels, low_channels=low_channels)
+        self.apnb = create_attention("apnb", channels)
+
+    def forward(self, x, low):
+        return self.apnb(self.afnb(x, low))
+
+
+class Head(nn.Module):
+    def __init__(self, cfg: ModelConfig, in_channels: int, low_channels: int):
+        super().__init__()
+        ch = cfg.head_channels
+        name, defaults = HEADS[cfg.head]
+        self.reduce = conv_bn_relu(in_channels, ch, 3)
+        if name == "ann":
+            self.context = ANNContext(ch, low_channels)
+        elif name is None:
+            self.context = nn.Identity()
+        else:
+            self.context = create_attention(name, ch, **{**defaults, **cfg.module_options})
+        self.project = conv_bn_relu(ch, ch, 3)
+        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(ch, cfg.num_classes, 1))
+
+    def forward(self, low, high):
+        x = self.reduce(high)
+        x = self.context(x, low) if isinstance(self.context, ANNContext) else self.context(x)
+        return self.classifier(self.project(x))
+
+
+class Segmenter(nn.Module):
+    """image B×3×H×W (normalised) -> logits B×K×H×W."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.backbone = Backbone(cfg.widths, cfg.dilation)
+        self.head = Head(cfg, self.backbone.high_channels, self.backbone.low_channels)
+
+    def forward(self, x):
+        low, high = self.backbone(x)
+        return F.interpolate(self.head(low, high), size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def build_model(cfg: ModelConfig | dict) -> Segmenter:
+    return Segmenter(cfg if isinstance(cfg, ModelConfig) else ModelConfig(**cfg))

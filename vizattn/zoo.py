@@ -1,0 +1,82 @@
+"""Loading and saving trained segmenters: bundled names from `pretrained/` model cards, or any file path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from vizattn.errors import VizattnError
+from vizattn.io import check_fits, read_checkpoint
+from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def available(directory: Path = PRETRAINED) -> list[str]:
+    """Names of the bundled models (those with both weights and a model card)."""
+    return sorted(p.stem for p in directory.glob("*.json") if p.with_suffix(".safetensors").is_file())
+
+
+def model_card(name: str, directory: Path = PRETRAINED) -> dict:
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        raise VizattnError(f"No bundled model '{name}'; choose one of {', '.join(available(directory)) or '(none)'}.")
+    return json.loads(path.read_text())
+
+
+def save(model: Segmenter, path: Path, card: dict | None = None) -> None:
+    """Weights to `path` (.safetensors, with the architecture in its metadata) and the card beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"vizattn_config": json.dumps(model.config.to_dict())})
+    if card is not None:
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: str | None = None) -> Segmenter:
+    """A ready model in eval mode from a bundled name, a file path or uploaded bytes.
+
+    The architecture comes from the checkpoint's metadata, else its model card, else `head`.
+    """
+    card = {}
+    source = name_or_path
+    if isinstance(name_or_path, str) and name_or_path in available():
+        source = PRETRAINED / f"{name_or_path}.safetensors"
+        card = model_card(name_or_path)
+    elif isinstance(name_or_path, (str, Path)) and Path(name_or_path).with_suffix(".json").is_file():
+        card = json.loads(Path(name_or_path).with_suffix(".json").read_text())
+    elif isinstance(name_or_path, str) and not Path(name_or_path).exists():
+        raise VizattnError(
+            f"'{name_or_path}' is neither a bundled model ({', '.join(available()) or 'none found'}) nor a file."
+        )
+    state, meta = read_checkpoint(source, file_name)
+    name = file_name or (Path(source).name if not isinstance(source, bytes) else "uploaded checkpoint")
+    config = _config(meta, card, head, name)
+    model = build_model(config)
+    check_fits(model, state, name)
+    model.load_state_dict(state, strict=True)
+    model.card = card
+    return model.eval()
+
+
+def _config(meta: dict, card: dict, head: str | None, name: str) -> ModelConfig:
+    raw = meta.get("vizattn_config")
+    try:
+        if head is not None:
+            return ModelConfig(head=head)
+        if raw:
+            return ModelConfig(**json.loads(raw))
+        if card.get("config"):
+            return ModelConfig(**card["config"])
+    except (TypeError, json.JSONDecodeError):
+        raise VizattnError(f"'{name}' carries a vizattn configuration this version cannot read; pick its head by hand.") from None
+    raise VizattnError(
+        f"'{name}' does not say which architecture it is; choose its head ({', '.join(HEADS)}) when loading it."
+    )
+
+
+def to_device(model: torch.nn.Module, device: str = "cpu") -> torch.nn.Module:
+    return model.to(torch.device(device))
