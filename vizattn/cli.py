@@ -19,6 +19,14 @@ def _bench_modules(args) -> None:
     print(f"\nwritten: {Path(args.out) / 'modules.csv'}, {Path(args.out) / 'modules.md'}")
 
 
+def _bench_capture(args) -> None:
+    from vizattn.bench import capture
+    from vizattn.bench.measure import markdown_table
+
+    rows = capture.run(args.channels, (args.height, args.width), args.queries, args.device)
+    print(markdown_table(capture.HEADER, rows))
+
+
 def _train(args) -> None:
     import json
 
@@ -68,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--device", default="cpu")
     bm.add_argument("--out", default="bench-out")
     bm.set_defaults(func=_bench_modules)
+    bc = bench.add_parser("capture", help="extra peak memory of capture + query maps on the NL block")
+    bc.add_argument("--channels", type=int, default=512)
+    bc.add_argument("--height", type=int, default=128)
+    bc.add_argument("--width", type=int, default=256)
+    bc.add_argument("--queries", type=int, default=10)
+    bc.add_argument("--device", default="cpu")
+    bc.set_defaults(func=_bench_capture)
 
     tr = sub.add_parser("train", help="train heads on generated scenes and write pretrained/NAME.safetensors + card")
     tr.add_argument("--head", nargs="*", help="head name(s)")
