@@ -6,6 +6,7 @@ import torch
 from tests.modules.helpers import ALL, build, run, wake
 from vizattn import capture, create_attention, list_attention
 from vizattn.modules import dense_attention
+from torch.utils._python_dispatch import TorchDispatchMode
 
 SIZES = [(45, 45), (1, 1), (7, 13)]
 
@@ -182,3 +183,33 @@ def test_records_stay_far_below_one_dense_affinity(name):
     _, _, rec = run(name, torch.randn(1, 16, h, w))
     stored = sum(t.numel() for t in rec.data.values())
     assert stored < (h * w) ** 2 / 4, f"{name} stores {stored} numbers"
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any op produces: an N×N affinity cannot hide from it."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("name", ["nonlocal", "lesa", "danet", "isa", "apnb"])
+def test_fused_attention_never_builds_the_dense_affinity(name):
+    m = build(name)
+    h = w = 48
+    x = torch.randn(1, 16, h, w)
+    with torch.no_grad(), _LargestTensor() as fused:
+        m(x)
+    with torch.no_grad(), dense_attention(), _LargestTensor() as dense:
+        m(x)
+    n = h * w
+    assert fused.largest < n * n / 8
+    if name in ("nonlocal", "lesa", "danet"):
+        assert dense.largest >= n * n  # the papers' path really is the dense one

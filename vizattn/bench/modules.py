@@ -82,9 +82,14 @@ def run(setups=SETUPS, entries=ENTRIES, warmup: int = 1, repeats: int = 2, devic
             with dense_attention(dense):
                 module(x)
 
-        median, _, peak = measure(call, dev, warmup, repeats)
         gflops = analytic_gflops(build, (1, c, h, w))
         key = (setup.paper, setup.grid)
+        try:
+            median, _, peak = measure(call, dev, warmup, repeats)
+        except (RuntimeError, MemoryError) as err:  # one module out of memory must not lose the whole table
+            rows.append([f"{setup.paper} {c}×{h}×{w}", label, f"failed: {str(err).splitlines()[0][:60]}", "", gflops, "", "", ""])
+            del module, x
+            continue
         if label == "nonlocal (dense)":
             reference[key] = (median, peak, gflops)
         ref_t, ref_m, ref_f = reference.get(key, (median, peak, gflops))

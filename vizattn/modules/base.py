@@ -32,7 +32,16 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> t
     """softmax(q·kᵀ·scale)·v over the last two dims: q (..., n, d), k (..., m, d), v (..., m, e) -> (..., n, e)."""
     if _DENSE.get():
         return torch.softmax(q @ k.transpose(-1, -2) * scale, dim=-1) @ v
-    if q.dim() == 3:  # the CPU flash kernel needs a head dim; 3-D inputs silently fall back to the N×N math path
+    # The CPU flash kernel needs a head dim and contiguous rows; otherwise SDPA silently falls back to the
+    # math path, which materialises the N×N affinity.
+    # It also wants one head width for q/k and v: zero channels change no logit and no output.
+    d, e = q.shape[-1], v.shape[-1]
+    if d < e:
+        q, k = F.pad(q, (0, e - d)), F.pad(k, (0, e - d))
+    elif e < d:
+        return attend(q, k, F.pad(v, (0, d - e)), scale)[..., :e]
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    if q.dim() == 3:
         return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
