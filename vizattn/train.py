@@ -27,11 +27,12 @@ BASELINE = "fcn"
 
 @dataclass
 class TrainConfig:
-    size: int = 256
-    pool: int = 1600  # training scenes: seeds seed*10^6 .. seed*10^6+pool-1 (held-out ones start at 10^9)
-    crop: int = 128  # the backbone trains on random crops (it is local anyway); heads see whole scenes
+    size: int = 384  # scene side; scene geometry scales with it while the receptive field does not
+    pool: int = 1500  # training scenes: seeds seed*10^6 .. seed*10^6+pool-1 (held-out ones start at 10^9)
+    crop: int = 160  # the backbone trains on random crops (it is local anyway); heads see whole scenes
     backbone_steps: int = 3000
-    head_steps: int = 1500
+    head_steps: int = 1000
+    colour_weight: float = 0.5  # auxiliary loss keeping appearance (tint) in the backbone's features
     batch: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -69,10 +70,18 @@ def _loss(logits, labels):
 
 
 def train_backbone(cfg: TrainConfig, images, labels, progress=True) -> Segmenter:
-    """Backbone + FCN head, trained end to end on random crops of the scene pool with horizontal flips."""
+    """Backbone + FCN head, trained end to end on random crops of the scene pool with horizontal flips.
+
+    An auxiliary 1×1 conv regresses each cell's mean colour from the backbone's output. Segmentation
+    alone gives a local model no reason to keep a region's exact tint (it cannot use it), yet the
+    context modules need it to match regions across the scene; the papers' backbones keep such
+    appearance from ImageNet pretraining. The auxiliary conv is thrown away after training.
+    """
     gen = _seed_everything(cfg.seed, cfg.threads)
     model = build_model(ModelConfig(BASELINE)).train()
-    opt, sched = _optimizer(model.parameters(), cfg, cfg.backbone_steps)
+    colour = torch.nn.Conv2d(model.backbone.high_channels, 3, 1)
+    params = list(model.parameters()) + list(colour.parameters())
+    opt, sched = _optimizer(params, cfg, cfg.backbone_steps)
     bar = tqdm(range(cfg.backbone_steps), desc="train backbone+fcn", disable=not progress)
     for _ in bar:
         idx = torch.randint(len(images), (cfg.batch,), generator=gen).numpy()
@@ -81,7 +90,10 @@ def train_backbone(cfg: TrainConfig, images, labels, progress=True) -> Segmenter
         x, y = to_tensor(images[window]), torch.from_numpy(labels[window])
         flip = torch.rand(cfg.batch, generator=gen) < 0.5
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
-        loss = F.cross_entropy(model(x), y)
+        low, high = model.backbone(x)
+        logits = F.interpolate(model.head(low, high), size=x.shape[2:], mode="bilinear", align_corners=False)
+        target = F.adaptive_avg_pool2d(x, high.shape[2:])
+        loss = F.cross_entropy(logits, y) + cfg.colour_weight * F.mse_loss(colour(high), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -46,6 +46,10 @@ TEMPLATES: tuple[tuple[int, ...], ...] = (
 )
 CURB_PROB = 0.5
 CURB_WIDTH = 2.0
+# A green ground band is a lawn (terrain) or, as often, a bed of low bushes (vegetation) of the same
+# foliage texture: only the tint shared with distant tree crowns (vegetation) or lawn patches (terrain)
+# tells them apart, as the tint shared with distant cars tells road from sidewalk.
+BUSH_BED_PROB = 0.5
 GRASS_PATCH_PROB = 0.75  # lawn patch inside a sidewalk when the template has no terrain band
 GRASS_PATCH_WIDTH = (45.0, 110.0)
 LANE_MARK_PROB = 0.5
@@ -210,7 +214,7 @@ def _draw_windows(cv: _Canvas, rng, top, bottom, x0, x1, s: float) -> None:
 
 def _draw_ground(cv: _Canvas, rng, bands, tints: dict[int, np.ndarray], s: float) -> None:
     for cls, y0, y1 in bands:
-        shade = cv.fields.foliage if cls == TERRAIN else cv.fields.asphalt
+        shade = cv.fields.foliage if cls in (TERRAIN, VEGETATION) else cv.fields.asphalt
         cv.rect(y0, y1, 0, cv.w, tints[cls], cls, shade=shade)
     # Curbs between asphalt bands: a lighter line whose colour is the mean of both tints, so it
     # marks the edge without telling which side is which.  Labelled sidewalk, on the sidewalk side.
@@ -417,6 +421,7 @@ def generate_scene(seed: int, size: tuple[int, int] = (256, 256)) -> Scene:
              VEGETATION: tx.foliage_tint(rng), TERRAIN: tx.foliage_tint(rng)}
 
     ground_y, bands = _layout_bands(rng, h, s)
+    bands = [(VEGETATION if c == TERRAIN and rng.random() < BUSH_BED_PROB else c, y0, y1) for c, y0, y1 in bands]
     img = np.empty((h, w, 3), np.float32)  # rows >= ground_y are all covered by ground bands
     img[:ground_y] = tx.sky_image(tex_rng, ground_y, fields.low)
     cv = _Canvas((h, w), fields, img, tex_rng)
