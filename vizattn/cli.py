@@ -27,6 +27,37 @@ def _bench_capture(args) -> None:
     print(markdown_table(capture.HEADER, rows))
 
 
+def _bench_app(args) -> None:
+    from vizattn.bench import app
+    from vizattn.bench.measure import markdown_table
+
+    print(markdown_table(app.HEADER, app.run(tuple(args.sizes), args.clicks)))
+
+
+def _data(args) -> None:
+    import numpy as np
+    from tqdm import tqdm
+
+    from vizattn.bench.measure import markdown_table
+    from vizattn.data import CLASSES, generate_scene, pooled_beyond_rf_share
+    from vizattn.models.receptive_field import receptive_field
+    from vizattn.models.segmenter import ModelConfig, build_model
+
+    model = build_model(ModelConfig("fcn"))
+    rfs = {"backbone": receptive_field(model.backbone), "fcn model": receptive_field(model)}
+    scenes = [generate_scene(args.seed + i, (args.size, args.size)) for i in tqdm(range(args.scenes), desc="scenes")]
+    labels = [s.labels for s in scenes]
+    counts = np.bincount(np.concatenate([l.ravel() for l in labels]), minlength=len(CLASSES))
+    print(markdown_table(["class", "pixel share", "scenes with it"], [
+        [c, f"{counts[i] / counts.sum():.3f}", f"{np.mean([(l == i).any() for l in labels]):.2f}"] for i, c in enumerate(CLASSES)]))
+    rows = []
+    for name, rf in rfs.items():
+        share = pooled_beyond_rf_share(labels, rf)
+        rows.append([f"{name} ({rf} px)", *(f"{share[k]:.3f}" for k in ("road/sidewalk", "vegetation/terrain", "all"))])
+    print()
+    print(markdown_table(["receptive field", "road/sidewalk", "vegetation/terrain", "all ambiguous"], rows))
+
+
 def _train(args) -> None:
     import json
 
@@ -63,6 +94,36 @@ def _evaluate(args) -> None:
     print(f"{'mIoU':12s} {result['miou']:.3f}\n{'ambiguous':12s} {result['miou_ambiguous']:.3f}  (road, sidewalk, vegetation, terrain)")
 
 
+def _models(args) -> None:
+    from vizattn.bench.measure import markdown_table
+    from vizattn.zoo import results_table
+
+    header, rows = results_table()
+    print(markdown_table(header, rows) if rows else "No bundled models in pretrained/; run `vizattn train --all`.")
+
+
+def _pixel(text: str) -> tuple[int, int]:
+    try:
+        y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise VizattnError(f"--pixel takes Y,X (two integers, e.g. 120,64), not '{text}'.") from None
+    return y, x
+
+
+def _query(args) -> None:
+    from vizattn.export import export_query
+
+    for path in export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out)):
+        print(path)
+
+
+def _compare(args) -> None:
+    from vizattn.export import export_compare
+
+    for path in export_compare(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out)):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vizattn", description="See what attention modules attend.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--queries", type=int, default=10)
     bc.add_argument("--device", default="cpu")
     bc.set_defaults(func=_bench_capture)
+    ba = bench.add_parser("app", help="click → updated comparison grid in a real browser (needs chromium)")
+    ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ba.add_argument("--clicks", type=int, default=6)
+    ba.set_defaults(func=_bench_app)
+
+    da = sub.add_parser("data", help="class statistics and the share of pixels whose cue lies beyond the receptive field")
+    da.add_argument("--scenes", type=int, default=100)
+    da.add_argument("--size", type=int, default=384)
+    da.add_argument("--seed", type=int, default=1_000_000_000)
+    da.set_defaults(func=_data)
 
     tr = sub.add_parser("train", help="train heads on generated scenes and write pretrained/NAME.safetensors + card")
     tr.add_argument("--head", nargs="*", help="head name(s)")
@@ -96,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pretrained"))
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=_train)
+
+    q = sub.add_parser("query", help="one model's attention for one pixel: PNG, SVG, PDF, HTML, NPZ, JSON")
+    q.add_argument("--model", required=True, help="bundled name or checkpoint path")
+    q.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
+    q.add_argument("--pixel", required=True, help="Y,X in image pixels")
+    q.add_argument("--view", help="one view (e.g. effective); default: every view of every module")
+    q.add_argument("--out", default="vizattn-out")
+    q.set_defaults(func=_query)
+
+    cp = sub.add_parser("compare", help="several models' attention for the same image and pixel, in one grid")
+    cp.add_argument("--models", nargs="+", required=True)
+    cp.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
+    cp.add_argument("--pixel", required=True, help="Y,X in image pixels")
+    cp.add_argument("--view", help="one view where a module has it; default: each module's main view")
+    cp.add_argument("--out", default="vizattn-out")
+    cp.set_defaults(func=_compare)
+
+    sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
 
     ev = sub.add_parser("evaluate", help="per-class IoU and mIoU on freshly generated scenes")
     ev.add_argument("--model", required=True, help="bundled name or checkpoint path")

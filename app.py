@@ -1,0 +1,260 @@
+"""vizattn — click a pixel, see where each attention module looked. A thin page over the vizattn library."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from vizattn import VizattnError
+from vizattn.analysis.stats import panel_statistics
+from vizattn.data import CLASSES, PALETTE
+from vizattn.explore import check_pixel, panels, run_model
+from vizattn.export import ImageSource, compare_files, compare_panels, image_source, query_files, safe_name
+from vizattn.io import MAX_IMAGE_SIDE, read_image
+from vizattn.viz.figures import plotly_grid
+from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, label_overlay
+from vizattn.zoo import available, load
+
+SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes: never seen in training
+DEFAULT_MODEL = "criss_cross"
+CMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "gray")
+CLICK_KEY = "image_click"
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading model…")
+def bundled_model(name: str):
+    return load(name)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading checkpoint…")
+def uploaded_model(digest: str, _data: bytes, file_name: str):
+    return load(_data, file_name=file_name)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
+def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
+    """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array."""
+    return run_model(_model, _image)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def scene(spec: str, size: int) -> ImageSource:
+    return image_source(spec, size)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def pick_model():
+    st.sidebar.header("Model")
+    names = available()
+    if not names:
+        st.error("No bundled models in pretrained/: run `vizattn train --all` first.")
+        st.stop()
+    source = st.sidebar.radio("Source", ["bundled", "upload a checkpoint"], horizontal=True, key="model_source")
+    if source == "upload a checkpoint":
+        up = st.sidebar.file_uploader("Checkpoint (.safetensors, .pt, .pth)", key="ckpt_upload")
+        if up is not None:
+            data = up.getvalue()
+            try:
+                model = uploaded_model(digest(data), data, up.name)
+                st.session_state["last_model"] = (f"upload-{digest(data)}", safe_name(up.name), model)
+            except VizattnError as err:
+                st.sidebar.error(str(err))
+        if "last_model" in st.session_state:
+            return st.session_state["last_model"]
+        st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
+        names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+        return names_default, names_default, bundled_model(names_default)
+    default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
+    name = st.sidebar.selectbox("Bundled model", names, index=default, key="model_name")
+    card = bundled_model(name).card
+    ev = card.get("evaluation", {})
+    st.sidebar.caption(f"{card.get('module') or 'no attention (baseline)'} · held-out mIoU {ev.get('miou', 0):.3f}")
+    st.session_state["last_model"] = (name, name, bundled_model(name))
+    return st.session_state["last_model"]
+
+
+def pick_image() -> ImageSource:
+    st.sidebar.header("Image")
+    kind = st.sidebar.radio("Source", ["sample scene", "scene from a seed", "upload"], key="image_source")
+    size = st.sidebar.select_slider("Scene size (px)", [256, 384, 512], value=384, key="scene_size",
+                                    help="generated scenes; the models were trained at 384")
+    if kind == "sample scene":
+        seed = st.sidebar.selectbox("Sample", SAMPLE_SEEDS, format_func=lambda s: f"scene {s}", key="sample_seed")
+        src = scene(f"scene:{seed}", size)
+    elif kind == "scene from a seed":
+        seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, SAMPLE_SEEDS[0], key="seed")
+        src = scene(f"scene:{int(seed)}", size)
+    else:
+        up = st.sidebar.file_uploader(f"PNG or JPEG (longer side shrunk to {MAX_IMAGE_SIDE} px)",
+                                      type=["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"], key="image_upload")
+        if up is not None:
+            try:
+                st.session_state["last_upload"] = ImageSource(read_image(up.getvalue(), up.name), safe_name(up.name))
+            except VizattnError as err:
+                st.sidebar.error(str(err))
+        src = st.session_state.get("last_upload") or scene(f"scene:{SAMPLE_SEEDS[0]}", size)
+    return src
+
+
+def display_options():
+    st.sidebar.header("Display")
+    return dict(
+        cmap=st.sidebar.selectbox("Colormap", CMAPS, key="cmap"),
+        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.6, 0.05, key="alpha"),
+        norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
+                              help="per-map: each panel to its own max; shared: one scale across panels; log: decades"),
+    )
+
+
+def current_pixel(shape) -> tuple[int, int]:
+    h, w = shape
+    if "pixel" not in st.session_state or st.session_state.get("pixel_shape") != (h, w):
+        st.session_state["pixel"] = (h // 2, w // 2)
+        st.session_state["pixel_shape"] = (h, w)
+    click = st.session_state.get(CLICK_KEY)
+    if click and click != st.session_state.get("handled_click"):
+        st.session_state["handled_click"] = click
+        disp_w, disp_h = click.get("width") or w, click.get("height") or h
+        y, x = int(click["y"] * h / disp_h), int(click["x"] * w / disp_w)
+        try:
+            st.session_state["pixel"] = check_pixel(y, x, (h, w))
+        except VizattnError as err:
+            st.warning(str(err))
+    return st.session_state["pixel"]
+
+
+def query_controls(shape):
+    h, w = shape
+    y, x = st.session_state["pixel"]
+    c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 1, 1, 1, 1])
+    ny = c1.number_input("y", 0, h - 1, y, key=f"qy_{y}_{x}")
+    nx = c2.number_input("x", 0, w - 1, x, key=f"qx_{y}_{x}")
+    step = 8
+    for col, label, (dy, dx) in ((c3, "◀", (0, -step)), (c4, "▲", (-step, 0)), (c5, "▼", (step, 0)), (c6, "▶", (0, step))):
+        if col.button(label, key=f"move{label}"):
+            ny, nx = min(h - 1, max(0, ny + dy)), min(w - 1, max(0, nx + dx))
+    if (ny, nx) != (y, x):
+        st.session_state["pixel"] = (int(ny), int(nx))
+        st.rerun()
+
+
+def main():
+    st.set_page_config(page_title="vizattn", layout="wide")
+    st.title("vizattn — where did this pixel look?")
+    model_key, model_label, model = pick_model()
+    src = pick_image()
+    opts = display_options()
+    image_key = digest(src.image.tobytes()) + str(src.image.shape)
+    fw = forward_for(model_key, image_key, model, src.image)
+    y, x = current_pixel(fw.shape)
+
+    if not fw.records:
+        st.info(f"'{model_label}' has no attention module (the FCN baseline); pick another model to see attention.")
+    chosen = panels(fw, y, x) if fw.records else []
+    first = chosen[0] if chosen else None
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Click a pixel")
+        shown = (heat_overlay(src.image, first.image_map, opts["alpha"], opts["cmap"], opts["norm"],
+                              pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, PALETTE))
+        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width=min(640, shown.shape[1] * 2))
+        query_controls(fw.shape)
+        cls = CLASSES[fw.prediction[y, x]]
+        gt = f" · truth **{CLASSES[src.labels[y, x]]}**" if src.labels is not None else ""
+        st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
+    with right:
+        st.subheader("Prediction")
+        st.image(label_overlay(src.image, fw.prediction, PALETTE), width="stretch")
+        if src.labels is not None:
+            st.caption("Ground truth")
+            st.image(label_overlay(src.image, src.labels, PALETTE, 0.7), width="stretch")
+        st.markdown(" ".join(
+            f"<span style='background:rgb{tuple(int(v) for v in PALETTE[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {c}"
+            for i, c in enumerate(CLASSES)), unsafe_allow_html=True)
+
+    tab_attn, tab_cmp, tab_stats, tab_export = st.tabs(["Attention", "Compare models", "Statistics", "Export"])
+    with tab_attn:
+        if chosen:
+            st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"].capitalize() if opts["cmap"] != "gray" else "Greys",
+                                        norm=opts["norm"]), width="stretch", key="attn_grid")
+            for note in dict.fromkeys(p.note for p in chosen if p.note):
+                st.caption(note)
+            st.markdown(f"<div id='panel-state'>panels for ({y}, {x})</div>", unsafe_allow_html=True)
+    with tab_cmp:
+        compare_view(src, (y, x), opts)
+    with tab_stats:
+        statistics_view(chosen, src, fw)
+    with tab_export:
+        export_view(model_label, fw, src, (y, x))
+
+
+def compare_view(src, pixel, opts):
+    names = [n for n in available() if bundled_model(n).card.get("module")]
+    picked = st.multiselect("Models", names, default=names, key="compare_models")
+    if not picked:
+        return
+    image_key = digest(src.image.tobytes()) + str(src.image.shape)
+    forwards = {n: forward_for(n, image_key, bundled_model(n), src.image) for n in picked}
+    chosen, titles = compare_panels(forwards, pixel, None)
+    st.plotly_chart(plotly_grid(src.image, chosen, titles, norm=opts["norm"], columns=4), width="stretch",
+                    key="compare_grid")
+    st.markdown(f"<div id='compare-state'>compare for {pixel} over {len(picked)} models</div>", unsafe_allow_html=True)
+    st.session_state["compare_forwards"] = forwards
+
+
+def statistics_view(chosen, src, fw):
+    import plotly.express as px
+
+    if not chosen:
+        return
+    truth = src.labels if src.labels is not None else fw.prediction
+    rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances)} for p in chosen if p.distribution]
+    if rows:
+        st.caption("Mass on own class uses " + ("ground truth" if src.labels is not None else "the prediction"))
+        for metric in ("entropy", "mean_distance_px", "mass_own_class"):
+            st.plotly_chart(px.bar(rows, x="panel", y=metric, height=260), width="stretch", key=f"stat_{metric}")
+    for name, rec in fw.records.items():
+        if rec.kind == "gc":
+            st.plotly_chart(px.histogram(rec.data["mask"][0].flatten().numpy(), nbins=50, title=f"{name}: GC mask weights",
+                                         height=260), width="stretch", key=f"gc_{name}")
+        if rec.kind == "lesa":
+            unary, binary = rec.shares()
+            st.plotly_chart(px.bar(x=["unary 1/(1+w)", "binary w/(1+w)"], y=[unary, binary], title=f"{name}: weight shares",
+                                   height=260), width="stretch", key=f"lesa_{name}")
+        if rec.kind == "psa":
+            st.plotly_chart(px.bar(y=rec.data["channel_weights"][0].numpy(), title=f"{name}: channel weights A_ch",
+                                   height=260), width="stretch", key=f"psa_ch_{name}")
+            st.plotly_chart(px.histogram(rec.data["spatial_weights"][0].flatten().numpy(), nbins=50,
+                                         title=f"{name}: spatial weights A_sp", height=260),
+                            width="stretch", key=f"psa_sp_{name}")
+
+
+def export_view(model_label, fw, src, pixel):
+    if not fw.records:
+        return
+    st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON.")
+    for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None)),
+                        ("Comparison grid", lambda: compare_files(st.session_state.get("compare_forwards") or {},
+                                                                  src, pixel, None))):
+        if st.button(f"Prepare exports: {title.lower()}", key=f"prep_{title}"):
+            try:
+                st.session_state[f"files_{title}"] = make()
+            except VizattnError as err:
+                st.error(str(err))
+        files = st.session_state.get(f"files_{title}") or {}
+        cols = st.columns(max(1, len(files)))
+        for col, (fname, data) in zip(cols, files.items()):
+            col.download_button(fname.rsplit(".", 1)[1].upper(), data, file_name=fname, key=f"dl_{fname}")
+
+
+try:
+    main()
+except VizattnError as err:  # anything a user caused and the page did not catch closer to the source
+    st.error(str(err))

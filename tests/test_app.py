@@ -1,0 +1,101 @@
+"""AppTest: the page opens on its defaults, reacts to an injected click, switches model, view and image,
+and answers bad uploads with one message while keeping what was loaded."""
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vizattn.zoo import available
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
+
+
+def fresh() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def query_line(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("Query pixel"))
+
+
+def test_opens_on_defaults_without_exception():
+    at = fresh()
+    assert at.sidebar.selectbox(key="model_name").value == "criss_cross"
+    assert "Query pixel **(192, 192)**" in query_line(at)  # the centre of the 384×384 sample scene
+    assert not at.error
+
+
+def test_injected_click_moves_the_query_and_updates_the_panels():
+    at = fresh()
+    at.session_state["image_click"] = {"x": 100, "y": 50, "width": 640, "height": 640}
+    at.run()
+    assert not at.exception
+    assert "Query pixel **(30, 60)**" in query_line(at)  # 50·384/640, 100·384/640
+    assert any("panels for (30, 60)" in m.value for m in at.markdown)
+
+
+def test_number_inputs_move_the_query_precisely():
+    at = fresh()
+    at.number_input(key="qy_192_192").set_value(10).run()
+    assert "Query pixel **(10, 192)**" in query_line(at)
+
+
+def test_switching_model_and_image():
+    at = fresh()
+    at.sidebar.selectbox(key="model_name").select("isa").run()
+    assert not at.exception and "panels for" in " ".join(m.value for m in at.markdown)
+    at.sidebar.radio(key="image_source").set_value("scene from a seed").run()
+    at.sidebar.number_input(key="seed").set_value(5).run()
+    assert not at.exception and "truth" in query_line(at)
+    at.sidebar.selectbox(key="model_name").select("fcn").run()
+    assert not at.exception and any("no attention module" in i.value for i in at.info)
+
+
+def test_bad_image_upload_shows_one_message_and_keeps_the_page():
+    at = fresh()
+    at.sidebar.radio(key="image_source").set_value("upload").run()
+    at.sidebar.file_uploader(key="image_upload").upload("broken.png", b"\x89PNG\r\n\x1a\nnot really").run()
+    assert not at.exception
+    assert any("not a readable image" in e.value for e in at.sidebar.error)
+    assert "Query pixel" in query_line(at)
+
+
+def test_good_image_upload_is_used():
+    buf = io.BytesIO()
+    Image.fromarray(np.full((60, 90, 3), 128, np.uint8)).save(buf, "PNG")
+    at = fresh()
+    at.sidebar.radio(key="image_source").set_value("upload").run()
+    at.sidebar.file_uploader(key="image_upload").upload("grey.png", buf.getvalue()).run()
+    assert not at.exception and "Query pixel **(30, 45)**" in query_line(at)
+
+
+class _Plant:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.target), "pwned"))
+
+
+def test_bad_and_unsafe_checkpoints_show_one_message(tmp_path):
+    at = fresh()
+    at.sidebar.radio(key="model_source").set_value("upload a checkpoint").run()
+    at.sidebar.file_uploader(key="ckpt_upload").upload("junk.safetensors", b"garbage bytes").run()
+    assert not at.exception and any("not a readable safetensors" in e.value for e in at.sidebar.error)
+    import torch
+
+    target = tmp_path / "ran.txt"
+    buf = io.BytesIO()
+    torch.save({"x": _Plant(str(target))}, buf)
+    at.sidebar.file_uploader(key="ckpt_upload").upload("evil.pt", buf.getvalue()).run()
+    assert not at.exception and any("would run code" in e.value for e in at.sidebar.error)
+    assert not target.exists()
+    assert "Query pixel" in query_line(at)  # the page still shows the model it had

@@ -1,0 +1,46 @@
+"""End to end in a real browser: open the app, click a pixel, see the panels change, export a PNG."""
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker
+from vizattn.zoo import available
+
+IN_CI = os.environ.get("CI") == "true"
+if not Path(CHROMIUM).exists() and not IN_CI:  # in CI a missing browser must fail, never skip
+    pytest.skip("Debian chromium is not installed here (apt-get install chromium)", allow_module_level=True)
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
+
+
+def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
+    with app_server() as url, browser_page() as page:
+        page.goto(url)
+        before = marker(page)
+        assert before == "panels for (192, 192)"
+        click_image(page, 0.25, 0.8)
+        deadline = time.time() + 60
+        while marker(page) == before and time.time() < deadline:
+            time.sleep(0.2)
+        after = marker(page)
+        assert after != before and after.startswith("panels for (")
+        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
+        assert abs(y - 0.8 * 384) <= 3 and abs(x - 0.25 * 384) <= 3
+        shot = os.environ.get("VIZATTN_SCREENSHOT")
+        page.screenshot(path=shot or str(tmp_path / "after_click.png"), full_page=False)
+
+        page.get_by_role("tab", name="Export").click()
+        page.get_by_role("button", name="Prepare exports: current panels").click()
+        button = page.get_by_role("button", name="PNG").first
+        button.wait_for(timeout=120_000)
+        with page.expect_download(timeout=60_000) as dl:
+            button.click()
+        path = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(path)
+        assert path.name.startswith("criss_cross_scene1000000007_y") and path.suffix == ".png"
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert Image.open(io.BytesIO(data)).size[0] > 100

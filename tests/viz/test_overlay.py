@@ -1,0 +1,98 @@
+"""Overlays, grid↔pixel mapping and exports, with known answers."""
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vizattn import VizattnError
+from vizattn.explore import cell_box, cell_of, check_pixel, panels, run_model, to_image
+from vizattn.export import ImageSource, compare_files, image_source, query_files
+from vizattn.models.segmenter import ModelConfig, build_model
+from vizattn.viz.overlay import heat_overlay, scale
+
+
+def test_cells_and_boxes_cover_the_image_exactly():
+    shape, grid = (45, 61), (6, 8)
+    seen = np.zeros(shape, int)
+    for gy in range(6):
+        for gx in range(8):
+            y0, y1, x0, x1 = cell_box(gy, gx, shape, grid)
+            seen[y0:y1, x0:x1] += 1
+            assert cell_of(y0, x0, shape, grid) == (gy, gx) and cell_of(y1 - 1, x1 - 1, shape, grid) == (gy, gx)
+    assert (seen == 1).all()
+
+
+def test_to_image_spreads_each_cell_over_its_pixels():
+    m = np.arange(6.0).reshape(2, 3)
+    up = to_image(m, (4, 6))
+    assert up.shape == (4, 6) and (up[:2, :2] == 0).all() and (up[2:, 4:] == 5).all()
+
+
+def test_scale_modes():
+    m = np.array([[0.0, 0.5, 1.0]])
+    np.testing.assert_allclose(scale(m), [[0, 0.5, 1]])
+    np.testing.assert_allclose(scale(m, "shared", vmax=2.0), [[0, 0.25, 0.5]])
+    np.testing.assert_allclose(scale(np.array([[1e-4, 1e-2, 1.0]]), "log"), [[0, 0.5, 1]])
+
+
+def test_overlay_marks_the_pixel_and_outlines_the_cell():
+    img = np.zeros((16, 16, 3), np.uint8)
+    out = heat_overlay(img, np.zeros((16, 16)), alpha=0.0, pixel=(8, 8), box=(0, 8, 0, 8))
+    assert (out[8, 8] == 255).all() and (out[0, 3] == (0, 255, 255)).all()
+
+
+def test_click_outside_the_image_is_one_clear_error():
+    with pytest.raises(VizattnError, match="outside the 10×20 image"):
+        check_pixel(10, 3, (10, 20))
+
+
+@pytest.fixture(scope="module")
+def forwards():
+    torch.manual_seed(0)
+    src = image_source("scene:3", 64)
+    return src, {h: run_model(build_model(ModelConfig(h)).eval(), src.image) for h in ("isa", "gc", "fcn")}
+
+
+def test_panels_follow_the_records(forwards):
+    src, fws = forwards
+    ps = panels(fws["isa"], 40, 10)
+    assert [p.view for p in ps] == ["long", "short", "effective"]
+    assert all(p.cell == (5, 1) and p.image_map.shape == (64, 64) for p in ps)
+    assert panels(fws["fcn"], 1, 1) == []
+    gc = panels(fws["gc"], 0, 0)[0]
+    assert gc.query_independent and "query-independent" in gc.note
+
+
+def test_query_exports_every_format_with_names_that_say_what(forwards):
+    src, fws = forwards
+    files = query_files("isa", fws["isa"], src, (40, 10), "effective")
+    stem = "isa_scene3_y40x10_effective"
+    assert set(files) == {f"{stem}.{ext}" for ext in ("png", "svg", "pdf", "html", "npz", "json")}
+    assert Image.open(io.BytesIO(files[f"{stem}.png"])).format == "PNG"
+    assert files[f"{stem}.svg"].lstrip().startswith(b"<?xml") and files[f"{stem}.pdf"].startswith(b"%PDF")
+    assert b"plotly" in files[f"{stem}.html"]
+    meta = json.loads(files[f"{stem}.json"])
+    assert meta["panels"][0]["view"] == "effective" and meta["panels"][0]["pixel_yx"] == [40, 10]
+    npz = np.load(io.BytesIO(files[f"{stem}.npz"]))
+    assert npz["00_head-context_effective__grid"].shape == (8, 8)
+    np.testing.assert_allclose(npz["00_head-context_effective__grid"],
+                               fws["isa"].records["head.context"].query_map(5, 1, "effective"))
+
+
+def test_compare_grid_titles_models_views_and_predictions(forwards):
+    src, fws = forwards
+    files = compare_files({"isa": fws["isa"], "gc": fws["gc"]}, src, (5, 6), None)
+    meta = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
+    assert [t.split(" · ")[:3] for t in meta["titles"]] == [["isa", "isa", "effective"], ["gc", "gc", "mask"]]
+    assert all(" · pred " in t for t in meta["titles"])
+    with pytest.raises(VizattnError, match="has an attention module"):
+        compare_files({"fcn": fws["fcn"]}, src, (5, 6), None)
+
+
+def test_image_source_spec_errors():
+    with pytest.raises(VizattnError, match="scene:SEED"):
+        image_source("scene:abc")
+    assert isinstance(image_source("scene:1", 32), ImageSource)

@@ -1,0 +1,1 @@
+"""Analyses over capture records: numbers and arrays out, no plotting."""

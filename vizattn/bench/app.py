@@ -1,0 +1,48 @@
+"""`vizattn bench app`: click → updated panels in a real browser (Debian chromium via playwright), for the
+full comparison grid at 256² and 512² scenes. Prints a table; asserts nothing."""
+from __future__ import annotations
+
+import statistics
+import time
+
+from vizattn.bench.browser import app_server, browser_page, click_image, marker
+
+HEADER = ["scene size", "models in grid", "clicks", "median s", "min s", "max s", "page ready s"]
+
+
+def _wait_change(page, element_id: str, before: str, timeout: float = 60.0) -> str:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        now = marker(page, element_id)
+        if now != before:
+            return now
+        time.sleep(0.01)
+    raise TimeoutError(f"#{element_id} did not change")
+
+
+def run(sizes=(256, 512), clicks: int = 6) -> list[list]:
+    rows = []
+    with app_server() as url, browser_page() as page:
+        for size in sizes:
+            t0 = time.perf_counter()
+            page.goto(f"{url}")
+            marker(page, "compare-state")
+            slider = page.get_by_label("Scene size (px)")
+            if size != 384:
+                # move the select slider with the keyboard: 256 is one step left of 384, 512 one step right
+                slider.focus()
+                page.keyboard.press("ArrowLeft" if size < 384 else "ArrowRight")
+                _wait_change(page, "panel-state", marker(page, "panel-state"))
+            marker(page, "compare-state")
+            ready = time.perf_counter() - t0
+            n_models = int(marker(page, "compare-state").split(" over ")[1].split()[0])
+            times = []
+            for i in range(clicks):
+                before = marker(page, "compare-state")
+                fx, fy = 0.1 + 0.13 * i, 0.85 - 0.11 * i
+                t = time.perf_counter()
+                click_image(page, fx, fy)
+                _wait_change(page, "compare-state", before)
+                times.append(time.perf_counter() - t)
+            rows.append([f"{size}×{size}", n_models, clicks, statistics.median(times), min(times), max(times), ready])
+    return rows

@@ -1,0 +1,81 @@
+"""Start the app on 127.0.0.1 and drive Debian's chromium with playwright: shared by the browser test and
+`vizattn bench app` (playwright is imported only here, only when used)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--proxy-server=http://127.0.0.1:9"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_server(timeout: float = 60.0):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("the Streamlit server did not become healthy")
+        yield url
+    finally:
+        proc.terminate()  # only the process this helper started
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def marker(page, element_id: str = "panel-state") -> str:
+    return page.locator(f"#{element_id}").inner_text(timeout=120_000)
+
+
+def click_image(page, fx: float, fy: float) -> None:
+    """Click the clickable image at fractions (fx, fy) of its displayed size."""
+    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+    img = frame.locator("img").first
+    img.wait_for(timeout=120_000)
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()
+    img.click(position={"x": box["width"] * fx, "y": box["height"] * fy})

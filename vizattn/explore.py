@@ -1,0 +1,110 @@
+"""One forward pass with capture per (model, image), then cheap per-click query maps: the layer the app and
+the `query`/`compare` commands share."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vizattn.capture import AttentionRecord, capture
+from vizattn.errors import VizattnError
+from vizattn.evaluate import to_tensor
+
+NOTES = {
+    "gc": "GC's mask is query-independent: every pixel gets this same map.",
+    "psa": "PSA has no pairwise map: its spatial and channel weights are the same for every query.",
+    ("isa", "effective"): "Routing composition A_S·A_L; the projections between the two steps are left out.",
+    ("criss_cross", "effective"): "Composition of the loops' affinities; the residual between loops is left out.",
+    ("apnb", "all"): "110 pyramid anchors (1, 3, 6, 8), each weight spread over the pixels it averages.",
+    ("afnb", "all"): "110 anchors of the low-level feature, each weight spread over the pixels it averages.",
+}
+
+
+@dataclass
+class Forward:
+    """What one model computed for one image: the prediction and every attention record."""
+
+    image: np.ndarray  # H×W×3 uint8
+    prediction: np.ndarray  # H×W uint8
+    records: dict[str, AttentionRecord]
+    confidence: np.ndarray = field(repr=False, default=None)  # H×W max softmax probability
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+
+@dataclass
+class Panel:
+    """One heatmap: a record's view for one query pixel, on the feature grid and at image size."""
+
+    module: str
+    kind: str
+    view: str
+    grid_map: np.ndarray  # h×w, as the module computed it
+    image_map: np.ndarray  # H×W, each grid cell's weight spread over the pixels it covers
+    cell: tuple[int, int]  # the query's grid cell (gy, gx)
+    cell_box: tuple[int, int, int, int]  # its pixels: y0, y1, x0, x1 (exclusive ends)
+    pixel: tuple[int, int]
+    query_independent: bool
+    distribution: bool
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"{self.module} · {self.view}"
+
+
+@torch.no_grad()
+def run_model(model: torch.nn.Module, image: np.ndarray) -> Forward:
+    """The single forward pass with capture; every click afterwards only reads the records."""
+    model.eval()
+    device = next(model.parameters()).device
+    with capture(model) as cap:
+        logits = model(to_tensor(image).to(device))
+    probs = torch.softmax(logits[0], 0)
+    conf, pred = probs.max(0)
+    return Forward(image, pred.to("cpu", torch.uint8).numpy(), dict(cap.records), conf.cpu().numpy())
+
+
+def check_pixel(y: int, x: int, shape: tuple[int, int]) -> tuple[int, int]:
+    h, w = shape
+    if not (0 <= y < h and 0 <= x < w):
+        raise VizattnError(f"Pixel ({y}, {x}) is outside the {h}×{w} image; choose y in 0..{h - 1} and x in 0..{w - 1}.")
+    return int(y), int(x)
+
+
+def cell_of(y: int, x: int, shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+    """The feature-grid cell a pixel falls in (the grid covers the image at stride ⌈H/h⌉)."""
+    (h, w), (gh, gw) = shape, grid
+    return min(gh - 1, y * gh // h), min(gw - 1, x * gw // w)
+
+
+def cell_box(gy: int, gx: int, shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+    (h, w), (gh, gw) = shape, grid
+    return (-(-gy * h // gh), -(-(gy + 1) * h // gh), -(-gx * w // gw), -(-(gx + 1) * w // gw))
+
+
+def to_image(grid_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Spread each grid cell's value over the image pixels of that cell (nearest, no smoothing)."""
+    (h, w), (gh, gw) = shape, grid_map.shape
+    rows = np.minimum(gh - 1, np.arange(h) * gh // h)
+    cols = np.minimum(gw - 1, np.arange(w) * gw // w)
+    return grid_map[np.ix_(rows, cols)]
+
+
+def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None = None) -> list[Panel]:
+    """Every (module, view) heatmap for query pixel (y, x); `views` picks views per module (default: all)."""
+    y, x = check_pixel(y, x, forward.shape)
+    out = []
+    for name, rec in forward.records.items():
+        gy, gx = cell_of(y, x, forward.shape, rec.grid)
+        for view in (views or {}).get(name) or rec.views():
+            m = rec.query_map(gy, gx, view)
+            out.append(Panel(
+                name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
+                cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
+                view in rec.distribution_views, NOTES.get((rec.kind, view), NOTES.get(rec.kind, "")),
+            ))
+    return out

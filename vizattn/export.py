@@ -1,0 +1,128 @@
+"""Exports of a query (one model) or a comparison (several models): figures as PNG/SVG/PDF, the interactive
+figure as HTML, the raw maps as NPZ and the metadata as JSON. The app's download buttons and the
+`vizattn query` / `vizattn compare` commands both take their bytes from here."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vizattn.errors import VizattnError
+from vizattn.explore import Forward, Panel, panels, run_model
+from vizattn.viz.figures import FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
+
+DEFAULT_SCENE_SIZE = 384
+
+
+@dataclass
+class ImageSource:
+    image: np.ndarray
+    name: str  # short, file-name safe
+    labels: np.ndarray | None = None  # ground truth, for generated scenes
+    instances: np.ndarray | None = None
+
+
+def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
+    """`scene:SEED` for a generated scene (with ground truth), else an image file through the safe reader."""
+    from vizattn.io import read_image
+
+    if spec.startswith("scene:"):
+        from vizattn.data import generate_scene
+
+        try:
+            seed = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise VizattnError(f"'{spec}' is not scene:SEED with an integer seed, e.g. scene:7.") from None
+        s = generate_scene(seed, (size, size))
+        return ImageSource(s.image, f"scene{seed}", s.labels, s.instances)
+    return ImageSource(read_image(spec), safe_name(Path(spec).stem))
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "image"
+
+
+def main_view(forward: Forward, module: str, wanted: str | None) -> str:
+    rec = forward.records[module]
+    return wanted if wanted in rec.views() else rec.default_view
+
+
+def base_name(model: str, image: str, pixel: tuple[int, int], view: str) -> str:
+    return f"{safe_name(model)}_{image}_y{pixel[0]}x{pixel[1]}_{safe_name(view)}"
+
+
+def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict, stem: str) -> dict[str, bytes]:
+    """file name -> bytes for every export format of one set of panels."""
+    files = {}
+    fig = matplotlib_grid(image, chosen, titles)
+    for fmt in FORMATS:
+        files[f"{stem}.{fmt}"] = figure_bytes(fig, fmt)
+    files[f"{stem}.html"] = plotly_grid(image, chosen, titles).to_html(include_plotlyjs=True, full_html=True).encode()
+    files[f"{stem}.npz"] = maps_npz(chosen, meta)
+    files[f"{stem}.json"] = json.dumps(meta, indent=2).encode()
+    return files
+
+
+def panel_meta(p: Panel, model: str) -> dict:
+    return {"model": model, "module": p.module, "kind": p.kind, "view": p.view, "pixel_yx": list(p.pixel),
+            "cell_yx": list(p.cell), "grid": list(p.grid_map.shape), "query_independent": p.query_independent,
+            "sums_to_one": p.distribution, "note": p.note, "max_weight": float(p.grid_map.max())}
+
+
+def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
+    chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
+    if not chosen:
+        raise VizattnError(f"No module of '{model_name}' has a view '{view}'; leave --view out to see every view.")
+    meta = {"image": src.name, "image_shape": list(forward.shape), "panels": [panel_meta(p, model_name) for p in chosen],
+            "prediction_at_pixel": int(forward.prediction[pixel])}
+    return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"))
+
+
+def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str]]:
+    from vizattn.data import CLASSES
+
+    chosen, titles = [], []
+    for model, fw in forwards.items():
+        for module in fw.records:
+            v = main_view(fw, module, view)
+            p = next(p for p in panels(fw, *pixel, views={module: [v]}) if p.module == module)
+            chosen.append(p)
+            titles.append(f"{model} · {p.kind} · {v} · pred {CLASSES[fw.prediction[pixel]]}")
+    return chosen, titles
+
+
+def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
+    chosen, titles = compare_panels(forwards, pixel, view)
+    if not chosen:
+        raise VizattnError("None of these models has an attention module; add one that does (fcn has none).")
+    meta = {"image": src.name, "image_shape": list(src.image.shape[:2]), "titles": titles,
+            "panels": [panel_meta(p, t.split(" · ")[0]) for p, t in zip(chosen, titles)]}
+    return bundle(src.image, chosen, titles, meta, base_name("compare", src.name, pixel, view or "main"))
+
+
+def _write(files: dict[str, bytes], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+        paths.append(out / name)
+    return paths
+
+
+def export_query(model: str, image: str, pixel, view: str | None, out: Path) -> list[Path]:
+    from vizattn.zoo import load
+
+    src = image_source(image)
+    fw = run_model(load(model), src.image)
+    return _write(query_files(Path(model).stem, fw, src, pixel, view), out)
+
+
+def export_compare(models: list[str], image: str, pixel, view: str | None, out: Path) -> list[Path]:
+    from vizattn.zoo import load
+
+    src = image_source(image)
+    forwards = {Path(m).stem: run_model(load(m), src.image) for m in models}
+    return _write(compare_files(forwards, src, pixel, view), out)

@@ -1,0 +1,1 @@
+"""Figures: numpy arrays in, images or figures out. Nothing here sees a model."""

@@ -1,0 +1,85 @@
+"""Static (matplotlib) and interactive (plotly) figures of attention panels, and their export to bytes."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+
+from vizattn.viz.overlay import heat_overlay, scale
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def shared_vmax(panels) -> float:
+    return max(float(p.grid_map.max()) for p in panels) if panels else 1.0
+
+
+def matplotlib_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
+                    norm: str = "per-map", alpha: float = 0.6, columns: int = 4):
+    """A grid of heat overlays, one per panel, each titled; returns a matplotlib Figure (Agg, no browser)."""
+    from matplotlib.figure import Figure
+
+    n = max(1, len(panels))
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    h, w = image.shape[:2]
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows * h / w + 0.5), dpi=120)
+    vmax = shared_vmax(panels)
+    for i, p in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(heat_overlay(image, p.image_map, alpha, cmap, norm, vmax, None, p.pixel, p.cell_box))
+        ax.set_title((titles[i] if titles else p.title), fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def figure_bytes(fig, fmt: str) -> bytes:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    return buf.getvalue()
+
+
+def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "Inferno",
+                norm: str = "per-map", alpha: float = 0.6, columns: int = 3):
+    """Interactive heatmaps on the feature grid, hover showing the weight; the query cell is outlined."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = max(1, len(panels))
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or [p.title for p in panels],
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    vmax = shared_vmax(panels)
+    for i, p in enumerate(panels):
+        r, c = i // cols + 1, i % cols + 1
+        z = scale(p.grid_map, norm, vmax)
+        fig.add_trace(go.Heatmap(
+            z=z, customdata=p.grid_map, colorscale=cmap, zmin=0, zmax=1, showscale=False,
+            hovertemplate="cell (%{y}, %{x})<br>weight %{customdata:.4g}<extra>" + p.title + "</extra>",
+        ), row=r, col=c)
+        gy, gx = p.cell
+        fig.add_shape(type="rect", x0=gx - 0.5, x1=gx + 0.5, y0=gy - 0.5, y1=gy + 0.5,
+                      line=dict(color="cyan", width=2), row=r, col=c)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False, row=r, col=c)
+        fig.update_xaxes(showticklabels=False, row=r, col=c)
+    fig.update_layout(height=300 * rows + 40, margin=dict(l=5, r=5, t=40, b=5))
+    return fig
+
+
+def maps_npz(panels, meta: dict) -> bytes:
+    """Raw grid maps (and image-size maps) with the metadata as JSON inside, for reuse in numpy."""
+    buf = io.BytesIO()
+    arrays = {}
+    for i, p in enumerate(panels):
+        key = f"{i:02d}_{p.module}_{p.view}".replace(".", "-")
+        arrays[f"{key}__grid"] = p.grid_map
+        arrays[f"{key}__image"] = p.image_map.astype(np.float32)
+    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()

@@ -1,0 +1,60 @@
+"""Compose images server-side: a heatmap over the photo, the query marked, its grid cell outlined."""
+from __future__ import annotations
+
+import numpy as np
+
+NORMALISATIONS = ("per-map", "shared", "log")
+
+
+def scale(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None) -> np.ndarray:
+    """Map weights to [0, 1]: by the map's own max ("per-map"), by a given vmax shared across panels
+    ("shared"), or logarithmically between vmin and vmax ("log", for maps spanning decades)."""
+    m = np.asarray(m, np.float64)
+    if norm == "log":
+        hi = np.log10(vmax if vmax else max(m.max(), 1e-12))
+        lo = np.log10(vmin if vmin else max(m[m > 0].min() if (m > 0).any() else 1e-12, 10 ** (hi - 6)))
+        return np.clip((np.log10(np.maximum(m, 1e-300)) - lo) / max(hi - lo, 1e-12), 0, 1)
+    top = vmax if norm == "shared" and vmax else m.max()
+    lo = min(0.0, m.min())
+    return np.clip((m - lo) / (top - lo), 0, 1) if top > lo else np.zeros_like(m)
+
+
+def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
+    """[0, 1] array -> H×W×3 uint8 through a matplotlib colormap."""
+    from matplotlib import colormaps
+
+    return (colormaps[name](values)[..., :3] * 255).astype(np.uint8)
+
+
+def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
+                 norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
+                 pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined."""
+    heat = colormap(scale(image_map, norm, vmax, vmin), cmap).astype(np.float64)
+    out = ((1 - alpha) * image.astype(np.float64) + alpha * heat).round().astype(np.uint8)
+    if box is not None:
+        outline(out, box, (0, 255, 255))
+    if pixel is not None:
+        mark(out, pixel)
+    return out
+
+
+def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    return ((1 - alpha) * image.astype(np.float64) + alpha * palette[labels].astype(np.float64)).round().astype(np.uint8)
+
+
+def outline(img: np.ndarray, box: tuple[int, int, int, int], color=(0, 255, 255)) -> None:
+    y0, y1, x0, x1 = box
+    h, w = img.shape[:2]
+    y1, x1 = min(y1, h) - 1, min(x1, w) - 1
+    img[y0, x0 : x1 + 1] = img[y1, x0 : x1 + 1] = color
+    img[y0 : y1 + 1, x0] = img[y0 : y1 + 1, x1] = color
+
+
+def mark(img: np.ndarray, pixel: tuple[int, int], radius: int = 5) -> None:
+    """A white cross with a black rim at the query pixel, visible on any background."""
+    y, x = pixel
+    h, w = img.shape[:2]
+    for r, color in ((radius + 1, (0, 0, 0)), (radius, (255, 255, 255))):
+        img[max(0, y - r) : min(h, y + r + 1), max(0, x - 1) : min(w, x + 2)] = color
+        img[max(0, y - 1) : min(h, y + 2), max(0, x - r) : min(w, x + r + 1)] = color
