@@ -84,7 +84,9 @@ def _evaluate(args) -> None:
     from vizattn.evaluate import evaluate
     from vizattn.zoo import load
 
-    result = evaluate(load(args.model), args.scenes, args.seed, (args.size, args.size), progress=not args.json)
+    model = load(args.model)
+    size = args.size or (getattr(model, "card", {}) or {}).get("input_size", [384])[0]
+    result = evaluate(model, args.scenes, args.seed, (size, size), progress=not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="bundled name or checkpoint path")
     ev.add_argument("--scenes", type=int, default=100)
     ev.add_argument("--seed", type=int, default=1_000_000_000, help="first scene seed (training never uses >= 1e9)")
-    ev.add_argument("--size", type=int, default=256)
+    ev.add_argument("--size", type=int, help="scene side in px (default: the model's training size)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_evaluate)
     return parser

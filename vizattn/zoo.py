@@ -78,5 +78,18 @@ def _config(meta: dict, card: dict, head: str | None, name: str) -> ModelConfig:
     )
 
 
-def to_device(model: torch.nn.Module, device: str = "cpu") -> torch.nn.Module:
-    return model.to(torch.device(device))
+def results_table(directory: Path = PRETRAINED) -> tuple[list[str], list[list]]:
+    """Header and rows of held-out quality for every bundled model, from the model cards."""
+    header = ["model", "context module", "mIoU", "ambiguous mIoU", "road", "sidewalk", "vegetation", "terrain",
+              "Δ ambiguous vs fcn", "head train s", "MB"]
+    cards = {n: model_card(n, directory) for n in available(directory)}
+    base = cards.get("fcn", {}).get("evaluation", {}).get("miou_ambiguous")
+    rows = []
+    for name, card in sorted(cards.items(), key=lambda kv: (kv[0] != "fcn", kv[0])):
+        ev = card["evaluation"]
+        delta = "" if base is None or name == "fcn" else f"{100 * (ev['miou_ambiguous'] - base):+.1f}"
+        rows.append([name, card.get("module") or "none", f"{ev['miou']:.3f}", f"{ev['miou_ambiguous']:.3f}",
+                     *(f"{ev['iou'][c]:.3f}" for c in ("road", "sidewalk", "vegetation", "terrain")), delta,
+                     f"{card['training'].get('head_wall_time_s', 0):.0f}",
+                     f"{(directory / f'{name}.safetensors').stat().st_size / 2**20:.1f}"])
+    return header, rows
