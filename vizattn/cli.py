@@ -58,6 +58,13 @@ def _data(args) -> None:
     print(markdown_table(["receptive field", "road/sidewalk", "vegetation/terrain", "all ambiguous"], rows))
 
 
+def _report(args) -> None:
+    from vizattn.report import build_report
+
+    result = build_report(Path(args.out), args.scenes, args.models, progress=True)
+    print(f"wrote {len(result['figures'])} figures, report.json and report.md to {args.out} in {result['wall_time_s']} s")
+
+
 def _train(args) -> None:
     import json
 
@@ -185,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--view", help="one view where a module has it; default: each module's main view")
     cp.add_argument("--out", default="vizattn-out")
     cp.set_defaults(func=_compare)
+
+    rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models: figures, JSON, report.md")
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--scenes", type=int, default=20)
+    rp.add_argument("--models", nargs="*", help="bundled model names (default: every attention model)")
+    rp.set_defaults(func=_report)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
 

@@ -15,15 +15,15 @@ PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
 
 
 def available(directory: Path = PRETRAINED) -> list[str]:
-    """Names of the bundled models (those with both weights and a model card)."""
-    return sorted(p.stem for p in directory.glob("*.json") if p.with_suffix(".safetensors").is_file())
+    """Names of the models in `directory` (their weights; the model card beside them is optional)."""
+    return sorted(p.stem for p in Path(directory).glob("*.safetensors"))
 
 
 def model_card(name: str, directory: Path = PRETRAINED) -> dict:
-    path = directory / f"{name}.json"
-    if not path.is_file():
+    if name not in available(directory):
         raise VizattnError(f"No bundled model '{name}'; choose one of {', '.join(available(directory)) or '(none)'}.")
-    return json.loads(path.read_text())
+    path = directory / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def save(model: Segmenter, path: Path, card: dict | None = None) -> None:

@@ -1,0 +1,271 @@
+"""`vizattn report`: rerun the papers' analyses on the bundled models and put our numbers beside theirs.
+
+Writes every figure (PNG and SVG), `report.json` with every number, and `report.md`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vizattn.analysis import coverage as cov
+from vizattn.analysis import query_independence as qi
+from vizattn.analysis import unary
+from vizattn.analysis.attribution import attribution_report
+from vizattn.analysis.distances import map_distances
+from vizattn.analysis.maps import MAIN_VIEW, PAIRWISE, maps_at, module_io, sample_queries
+from vizattn.analysis.psa import psa_summary
+from vizattn.analysis.where import by_class, where_attention_goes
+from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
+from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
+from vizattn.explore import run_model
+from vizattn.viz import analysis_figures as figs
+from vizattn.zoo import PRETRAINED, available, load
+
+REPORT_SEED = EVAL_SEED_BASE + 500_000  # held-out scenes of their own, apart from the model cards' evaluation
+BENCH_CSV = Path(__file__).resolve().parent.parent / "docs" / "bench" / "modules.csv"
+ANN_CLAIMS = {"apnb_speedup": 6.0, "apnb_memory": 28.0}
+
+
+def _save(fig, out: Path, name: str, written: list) -> None:
+    for fmt in ("png", "svg"):
+        fig.savefig(out / f"{name}.{fmt}", format=fmt)
+        written.append(f"{name}.{fmt}")
+
+
+def _bench_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for r in csv.DictReader(open(path)):
+        setup = r["paper set-up"].split()
+        if setup[0] != "ANN" or not r["time ms"].replace(",", "").replace(".", "").isdigit():
+            continue
+        c, h, w = (int(v) for v in setup[1].split("×"))
+        num = lambda v: float(v.replace(",", "")) if v else None  # noqa: E731
+        rows.append({"module": r["module"], "positions": h * w, "time_ms": num(r["time ms"]),
+                     "peak_mib": num(r["peak MiB"]), "gflops": num(r["GFLOPs"])})
+    return rows
+
+
+def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, queries: int = 64,
+                 progress: bool = True, directory: Path = PRETRAINED, size: int | None = None,
+                 bench_csv: Path = BENCH_CSV) -> dict:
+    t_start = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = models or [n for n in available(directory) if n != "fcn"]
+    loaded = {n: load(str(Path(directory) / f"{n}.safetensors")) for n in names}
+    size = size or (max(loaded[n].card.get("input_size", [384])[0] for n in names) if loaded else 384)
+    seeds = [REPORT_SEED + i for i in range(scenes)]
+    data = [generate_scene(s, (size, size)) for s in seeds]
+    result: dict = {"scenes": scenes, "seeds": [seeds[0], seeds[-1]], "size": size, "models": names}
+    written: list[str] = []
+
+    qi_acc = defaultdict(lambda: defaultdict(list))
+    unary_acc = defaultdict(lambda: defaultdict(list))
+    cover_acc = defaultdict(list)
+    where_rows = defaultdict(list)
+    psa = {}
+    first_forward = {}
+    steps = [(n, i) for n in names for i in range(scenes)]
+    for name, i in tqdm(steps, desc="analyses", disable=not progress):
+        model, scene = loaded[name], data[i]
+        with module_io(model) as io_:
+            fw = run_model(model, scene.image)
+        if i == 0:
+            first_forward[name] = fw
+        for mod, rec in fw.records.items():
+            label = f"{name}:{mod.split('.')[-1]}" if len(fw.records) > 1 else name
+            if rec.kind in PAIRWISE or rec.kind == "gc":
+                inp, outp = io_[mod]
+                for k, v in qi.query_independence(rec, inp, outp, queries, seed=i).items():
+                    qi_acc[label][k].append(v)
+            if rec.kind in ("nonlocal", "danet", "lesa"):
+                for k, v in unary.unary_share(rec, queries * 4, seed=i).items():
+                    unary_acc[f"{label} (softmax self weight)"][k].append(v)
+            if rec.kind == "lesa":
+                for k, v in unary.gate_shares(rec).items():
+                    unary_acc[f"{label} (gate 1/(1+w))"][k].append(v)
+            if rec.kind == "criss_cross":
+                for k, v in cov.loop_coverage(rec, queries, seed=i).items():
+                    cover_acc[k].append(v)
+            if rec.kind in PAIRWISE:
+                where_rows[label] += where_attention_goes(rec, scene.labels, scene.instances, queries, seed=i)
+            if rec.kind == "psa" and i == 0:
+                psa[name] = psa_summary(rec)
+
+    mean = lambda d: {k: float(np.nanmean(v)) for k, v in d.items()}  # noqa: E731
+    result["query_independence"] = {k: mean(v) for k, v in qi_acc.items()}
+    result["query_independence_paper"] = qi.PAPER
+    _save(figs.query_independence_figure(result["query_independence"], qi.PAPER), out, "query_independence", written)
+
+    nl_name = "nonlocal" if "nonlocal" in first_forward else None
+    if nl_name:
+        fw = first_forward[nl_name]
+        rec = next(iter(fw.records.values()))
+        pts = [(int(y), int(x)) for y, x in sample_queries(rec.grid, 4, seed=1)]
+        from vizattn.explore import to_image
+
+        maps = [to_image(rec.query_map(y, x), fw.shape) for y, x in pts]
+        px = [(int((y + 0.5) * fw.shape[0] / rec.grid[0]), int((x + 0.5) * fw.shape[1] / rec.grid[1])) for y, x in pts]
+        _save(figs.query_maps_figure(fw.image, maps, px, "non-local: maps of four query points"), out, "query_maps", written)
+
+    result["unary_binary"] = {k: mean(v) for k, v in unary_acc.items()}
+    result["unary_binary_paper"] = unary.PAPER
+    eval_scenes = min(scenes, 20)
+    if "lesa" in loaded:
+        with_u = evaluate(loaded["lesa"], eval_scenes, REPORT_SEED, (size, size), progress=False)
+        with unary.without_unary(loaded["lesa"]):
+            without_u = evaluate(loaded["lesa"], eval_scenes, REPORT_SEED, (size, size), progress=False)
+        result["lesa_unary_ablation"] = {"miou": with_u["miou"], "miou_without_unary": without_u["miou"],
+                                         "pixel_accuracy": with_u["pixel_accuracy"],
+                                         "pixel_accuracy_without_unary": without_u["pixel_accuracy"]}
+    if result["unary_binary"]:
+        _save(figs.shares_figure(result["unary_binary"]), out, "unary_binary", written)
+
+    if "criss_cross" in loaded:
+        miou = {}
+        for loops in (1, 2, 3):
+            with cov.recurrence(loaded["criss_cross"], loops):
+                miou[loops] = evaluate(loaded["criss_cross"], eval_scenes, REPORT_SEED, (size, size), progress=False)["miou"]
+        result["criss_cross"] = {"coverage": mean(cover_acc), "miou_by_loops": miou, "paper": cov.PAPER}
+        _save(figs.coverage_figure(result["criss_cross"]["coverage"], miou), out, "coverage", written)
+
+    if "isa" in first_forward and nl_name:
+        isa_fw, nl_fw = first_forward["isa"], first_forward[nl_name]
+        isa_rec, nl_rec = next(iter(isa_fw.records.values())), next(iter(nl_fw.records.values()))
+        dists = defaultdict(list)
+        for i in range(scenes):
+            a = run_model(loaded["isa"], data[i].image) if i else isa_fw
+            b = run_model(loaded[nl_name], data[i].image) if i else nl_fw
+            ra, rb = next(iter(a.records.values())), next(iter(b.records.values()))
+            q = sample_queries(ra.grid, queries, seed=i)
+            for k, v in map_distances(maps_at(ra, q, "effective"), maps_at(rb, q, "attention")).items():
+                dists[k].append(v)
+        result["isa_vs_nl"] = mean(dists)
+        y, x = (g // 2 for g in isa_rec.grid)
+        from vizattn.explore import to_image
+
+        shown = {v: to_image(isa_rec.query_map(y, x, v), isa_fw.shape) for v in isa_rec.views()}
+        shown["non-local"] = to_image(nl_rec.query_map(y, x), nl_fw.shape)
+        pixel = (int((y + 0.5) * isa_fw.shape[0] / isa_rec.grid[0]), int((x + 0.5) * isa_fw.shape[1] / isa_rec.grid[1]))
+        _save(figs.isa_figure(isa_fw.image, shown, pixel, result["isa_vs_nl"]), out, "isa_vs_nl", written)
+
+    bench = _bench_rows(Path(bench_csv))
+    result["efficiency"] = bench
+    if bench:
+        _save(figs.efficiency_figure(bench, ANN_CLAIMS), out, "efficiency", written)
+
+    if psa:
+        result["psa"] = psa
+        _save(figs.psa_figure(psa), out, "psa", written)
+
+    result["where"] = {m: by_class(rows, CLASSES) for m, rows in where_rows.items()}
+    for key in ("own_class", "distance_px"):
+        _save(figs.where_figure(result["where"], list(CLASSES), key), out, f"where_{key}", written)
+
+    attr_model = "criss_cross" if "criss_cross" in loaded else (names[0] if names else None)
+    if attr_model and first_forward[attr_model].records:
+        fw = first_forward[attr_model]
+        mod, rec = next(iter(fw.records.items()))
+        road = np.argwhere(data[0].labels == CLASSES.index("road"))
+        py, px_ = (int(v) for v in (road[len(road) // 2] if len(road) else (size // 2, size // 2)))
+        gy, gx = min(rec.grid[0] - 1, py * rec.grid[0] // size), min(rec.grid[1] - 1, px_ * rec.grid[1] // size)
+        att = rec.query_map(gy, gx)
+        layer = dict(loaded[attr_model].named_modules())[mod]
+        rep = attribution_report(loaded[attr_model], to_tensor(data[0].image), (py, px_), att, layer)
+        result["attribution"] = {"model": attr_model, "pixel": [py, px_], "target": CLASSES[rep["target"]],
+                                 "rank_correlation": rep["rank_correlation"]}
+        _save(figs.attribution_figure(data[0].image, att, rep["maps"], (py, px_), rep["rank_correlation"]), out,
+              "attribution", written)
+
+    result["figures"] = written
+    result["wall_time_s"] = round(time.time() - t_start, 1)
+    (out / "report.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    (out / "report.md").write_text(render_markdown(result))
+    return result
+
+
+def _f(v, d=3):
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{d}f}"
+
+
+def render_markdown(r: dict) -> str:
+    amb = [c for pair in AMBIGUOUS_PAIRS for c in pair]
+    L = [f"# vizattn report: the papers' analyses on our models", "",
+         f"{r['scenes']} held-out generated scenes ({r['size']}×{r['size']}, seeds {r['seeds'][0]}..{r['seeds'][1]}), "
+         f"models: {', '.join(r['models'])}. Written by `vizattn report` in {r['wall_time_s']} s.", ""]
+    L += ["## 1. Query-independence (GCNet)", "", "![](query_independence.png)", "", "![](query_maps.png)", "",
+          "| | input | attention maps | output |", "|---|---|---|---|"]
+    for k, v in r["query_independence_paper"].items():
+        L.append(f"| paper: {k} | {v['input']:.3f} | {v['attention']:.3f} | {v['output']:.3f} |")
+    for k, v in r["query_independence"].items():
+        L.append(f"| ours: {k} | {_f(v['input'])} | {_f(v['attention'])} | {_f(v['output'])} |")
+    nl = r["query_independence"].get("nonlocal")
+    if nl:
+        verdict = ("agrees: different queries get nearly the same map" if nl["attention"] < 0.5 * nl["input"]
+                   else "differs: our non-local maps stay query-dependent")
+        L += ["", f"Our NL block {verdict} (attention {_f(nl['attention'])} vs input {_f(nl['input'])}); "
+              "our benchmark was built so that a query must find regions of its own tint, which pushes maps "
+              "to depend on the query more than COCO/ImageNet did."]
+    L += ["", "## 2. Unary vs binary (LESA)", "", "![](unary_binary.png)", "", "| | unary | binary |", "|---|---|---|",
+          f"| paper: self-attention | < 0.03 | > 0.97 |", f"| paper: LESA | 0.67 | 0.33 |"]
+    for k, v in r["unary_binary"].items():
+        L.append(f"| ours: {k} | {_f(v['unary'])} | {_f(v['binary'])} |")
+    ab = r.get("lesa_unary_ablation")
+    if ab:
+        L += ["", f"Removing LESA's unary term at inference: mIoU {_f(ab['miou'])} → {_f(ab['miou_without_unary'])}, "
+              f"pixel accuracy {_f(ab['pixel_accuracy'])} → {_f(ab['pixel_accuracy_without_unary'])} "
+              f"(paper: −7.56% accuracy). Softmax self weights near 1/N agree with the paper's < 3%; the drop "
+              "shows the unary path carries the local evidence, as the paper argues."]
+    cc = r.get("criss_cross")
+    if cc:
+        L += ["", "## 3. Coverage (CCNet)", "", "![](coverage.png)", "",
+              f"Share of positions reached: loop 1 {_f(cc['coverage']['loop1'])}, two loops {_f(cc['coverage']['effective'])} "
+              f"(theory: (H+W−1)/(H·W) and 1). mIoU with R = 1, 2, 3: "
+              + ", ".join(f"{_f(v)}" for v in cc["miou_by_loops"].values())
+              + f" (paper, Cityscapes: R=1 77.3, R=2 79.7). The model was trained with R=2; whether R=1 loses as "
+              "much as on Cityscapes depends on how much of our context lies off the query's row and column."]
+    iv = r.get("isa_vs_nl")
+    if iv:
+        L += ["", "## 4. Sparse factorisation (ISA)", "", "![](isa_vs_nl.png)", "",
+              f"ISA's effective routing map vs the NL model's map at the same pixel: total variation {_f(iv['tv'])}, "
+              f"Jensen–Shannon {_f(iv['js'])} bits; a uniform map is at TV {_f(iv['tv_uniform_vs_b'])} from NL. "
+              "The paper claims the factorisation *reaches* every position like a dense map (our effective maps "
+              "have full support), not that it reproduces the same weights; two separately trained heads need not."]
+    if r["efficiency"]:
+        L += ["", "## 5. Efficiency", "", "![](efficiency.png)", "",
+              "Timings from `vizattn bench modules` on this 2-core CPU (docs/bench/modules.csv). ANN claims APNB "
+              "~6× faster and ~28× less memory than NL at 256×128 on a GPU; CCNet 11× less memory and ~85% fewer "
+              "FLOPs; see the README table for our ratios."]
+    if r.get("psa"):
+        L += ["", "## 6. PSA weights", "", "![](psa.png)", "", "| model | channel mean | channel saturated | spatial mean | spatial saturated |",
+              "|---|---|---|---|---|"]
+        for k, v in r["psa"].items():
+            L.append(f"| {k} | {_f(v['channel']['mean'])} | {_f(v['channel']['saturated_share'])} | "
+                     f"{_f(v['spatial']['mean'])} | {_f(v['spatial']['saturated_share'])} |")
+        L += ["", "The paper argues softmax-sigmoid keeps weights polarized; the saturated share (weights < 0.1 or "
+              "> 0.9) measures how far our trained weights go that way."]
+    L += ["", "## 7. Where attention goes", "", "![](where_own_class.png)", "", "![](where_distance_px.png)", "",
+          "| module | own class (ambiguous classes) | own class (others) | mean distance px |", "|---|---|---|---|"]
+    for m, per in r["where"].items():
+        a = [per[c]["own_class"] for c in amb if c in per]
+        o = [per[c]["own_class"] for c in per if c not in amb]
+        d = [per[c]["distance_px"] for c in per]
+        L.append(f"| {m} | {_f(np.mean(a)) if a else 'n/a'} | {_f(np.mean(o)) if o else 'n/a'} | {_f(np.mean(d), 1)} |")
+    at = r.get("attribution")
+    if at:
+        L += ["", "## 8. Attribution", "", "![](attribution.png)", "",
+              f"{at['model']} at pixel {tuple(at['pixel'])} (predicted {at['target']}): Spearman ρ between the "
+              "attention map and each attribution on the feature grid: "
+              + ", ".join(f"{k} {_f(v, 2)}" for k, v in at["rank_correlation"].items())
+              + ". Attention says where a module gathered from; attribution says what changed the logit. "
+              "They need not agree, and the gap is the point of showing them side by side."]
+    return "\n".join(L) + "\n"

@@ -1,0 +1,154 @@
+"""One matplotlib figure per paper analysis: numbers and arrays in, a Figure out (Agg, no browser)."""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from vizattn.viz.overlay import heat_overlay
+
+
+def _bars(ax, labels, series: dict[str, list[float]], ylabel: str):
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(labels))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+
+
+def query_independence_figure(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]]) -> Figure:
+    """Grouped bars of the three cosine distances per module, the paper's rows beside ours."""
+    fig = Figure(figsize=(8, 3.6), dpi=110)
+    ax = fig.add_subplot()
+    rows = {**{f"paper: {k}": v for k, v in paper.items()}, **ours}
+    _bars(ax, list(rows), {c: [rows[r][c] for r in rows] for c in ("input", "attention", "output")},
+          "mean cosine distance")
+    ax.set_title("Query-independence (GCNet): distances between positions", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def query_maps_figure(image: np.ndarray, maps: list[np.ndarray], points: list[tuple[int, int]], title: str) -> Figure:
+    """The GCNet figure: the maps of several query points of one image, side by side."""
+    fig = Figure(figsize=(2.4 * len(maps), 2.7), dpi=110)
+    for i, (m, p) in enumerate(zip(maps, points)):
+        ax = fig.add_subplot(1, len(maps), i + 1)
+        ax.imshow(heat_overlay(image, m, 0.65, pixel=p))
+        ax.set_title(f"query {p}", fontsize=8)
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def shares_figure(shares: dict[str, dict[str, float]]) -> Figure:
+    fig = Figure(figsize=(6, 3.2), dpi=110)
+    ax = fig.add_subplot()
+    names = list(shares)
+    _bars(ax, names, {"unary": [shares[n]["unary"] for n in names], "binary": [shares[n]["binary"] for n in names]},
+          "weight share")
+    ax.set_title("Unary (self) vs binary (others) weight (LESA)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_figure(coverage: dict[str, float], miou_by_loops: dict[int, float]) -> Figure:
+    fig = Figure(figsize=(7.5, 3), dpi=110)
+    ax = fig.add_subplot(1, 2, 1)
+    ax.bar(list(coverage), list(coverage.values()), color=["tab:blue", "tab:orange"])
+    ax.set_ylim(0, 1.05)
+    ax.set_title("share of positions reached", fontsize=9)
+    ax = fig.add_subplot(1, 2, 2)
+    ax.plot(list(miou_by_loops), list(miou_by_loops.values()), "o-")
+    ax.set_xticks(list(miou_by_loops))
+    ax.set_xlabel("loops R at evaluation")
+    ax.set_ylabel("mIoU")
+    ax.set_title("criss-cross model, R = 1, 2, 3", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def isa_figure(image: np.ndarray, maps: dict[str, np.ndarray], pixel: tuple[int, int], distances: dict) -> Figure:
+    fig = Figure(figsize=(2.4 * len(maps), 2.9), dpi=110)
+    for i, (name, m) in enumerate(maps.items()):
+        ax = fig.add_subplot(1, len(maps), i + 1)
+        ax.imshow(heat_overlay(image, m, 0.65, pixel=pixel))
+        ax.set_title(name, fontsize=8)
+        ax.set_axis_off()
+    fig.suptitle(f"ISA factorisation vs NL at {pixel}: mean TV {distances['tv']:.2f}, "
+                 f"JS {distances['js']:.2f} (uniform vs NL: TV {distances['tv_uniform_vs_b']:.2f})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def efficiency_figure(rows: list[dict], claims: dict[str, float]) -> Figure:
+    """Time, memory and GFLOPs against grid size per module; claimed ratios drawn as reference lines."""
+    fig = Figure(figsize=(12, 3.6), dpi=110)
+    modules = sorted({r["module"] for r in rows})
+    for i, (key, label) in enumerate((("time_ms", "time ms"), ("peak_mib", "peak MiB"), ("gflops", "GFLOPs"))):
+        ax = fig.add_subplot(1, 3, i + 1)
+        for m in modules:
+            pts = sorted((r["positions"], r[key]) for r in rows if r["module"] == m and r[key] is not None)
+            if pts:
+                ax.plot(*zip(*pts), "o-", label=m, markersize=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("positions N (ANN set-up, 2048 ch)")
+        ax.set_title(label, fontsize=9)
+    nl = sorted((r["positions"], r["time_ms"]) for r in rows if r["module"] == "nonlocal (dense)")
+    if nl and "apnb_speedup" in claims:
+        fig.axes[0].plot([p for p, _ in nl], [t / claims["apnb_speedup"] for _, t in nl], "k--", label="NL / 6 (ANN claim)")
+    nlm = sorted((r["positions"], r["peak_mib"]) for r in rows if r["module"] == "nonlocal (dense)")
+    if nlm and "apnb_memory" in claims:
+        fig.axes[1].plot([p for p, _ in nlm], [m / claims["apnb_memory"] for _, m in nlm], "k--", label="NL / 28 (ANN claim)")
+    fig.axes[0].legend(fontsize=6)
+    fig.axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def psa_figure(summaries: dict[str, dict]) -> Figure:
+    fig = Figure(figsize=(8, 3), dpi=110)
+    for i, part in enumerate(("channel", "spatial")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for name, s in summaries.items():
+            edges = np.array(s[part]["edges"])
+            hist = np.array(s[part]["histogram"], float)
+            ax.step(edges[:-1], hist / max(hist.sum(), 1), where="post",
+                    label=f"{name} (saturated {s[part]['saturated_share']:.0%})")
+        ax.set_title(f"PSA {part} weights", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def where_figure(table: dict[str, dict[str, dict[str, float]]], classes: list[str], key: str) -> Figure:
+    modules = list(table)
+    data = np.array([[table[m].get(c, {}).get(key, np.nan) for c in classes] for m in modules])
+    fig = Figure(figsize=(1 + 0.8 * len(classes), 0.6 + 0.35 * len(modules)), dpi=110)
+    ax = fig.add_subplot()
+    im = ax.imshow(data, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(modules)), modules, fontsize=8)
+    for (i, j), v in np.ndenumerate(data):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.2f}" if v < 10 else f"{v:.0f}", ha="center", va="center", fontsize=6, color="w")
+    fig.colorbar(im, ax=ax)
+    ax.set_title(f"{key} by query class", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str, np.ndarray], pixel, rho: dict) -> Figure:
+    from vizattn.explore import to_image
+
+    panels = {"attention": attention, **maps}
+    fig = Figure(figsize=(2.4 * len(panels), 2.9), dpi=110)
+    for i, (name, m) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax.imshow(heat_overlay(image, to_image(m, image.shape[:2]), 0.65, pixel=pixel))
+        ax.set_title(name if name == "attention" else f"{name}\nρ={rho.get(name, float('nan')):.2f}", fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
