@@ -179,7 +179,8 @@ def main():
             f"<span style='background:rgb{tuple(int(v) for v in PALETTE[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {c}"
             for i, c in enumerate(CLASSES)), unsafe_allow_html=True)
 
-    tab_attn, tab_cmp, tab_stats, tab_export = st.tabs(["Attention", "Compare models", "Statistics", "Export"])
+    tab_attn, tab_cmp, tab_stats, tab_analysis, tab_export = st.tabs(
+        ["Attention", "Compare models", "Statistics", "Analysis", "Export"])
     with tab_attn:
         if chosen:
             st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"].capitalize() if opts["cmap"] != "gray" else "Greys",
@@ -191,6 +192,8 @@ def main():
         compare_view(src, (y, x), opts)
     with tab_stats:
         statistics_view(chosen, src, fw)
+    with tab_analysis:
+        analysis_view(model, fw, src, (y, x), chosen)
     with tab_export:
         export_view(model_label, fw, src, (y, x))
 
@@ -234,6 +237,49 @@ def statistics_view(chosen, src, fw):
             st.plotly_chart(px.histogram(rec.data["spatial_weights"][0].flatten().numpy(), nbins=50,
                                          title=f"{name}: spatial weights A_sp", height=260),
                             width="stretch", key=f"psa_sp_{name}")
+
+
+def analysis_view(model, fw, src, pixel, chosen):
+    """The papers' analyses on this image; the full versions over many scenes are in `vizattn report`."""
+    import copy
+
+    from vizattn.analysis.attribution import attribution_report
+    from vizattn.analysis.coverage import loop_coverage
+    from vizattn.analysis.maps import MAIN_VIEW, maps_at, sample_queries
+    from vizattn.analysis.psa import psa_summary
+    from vizattn.analysis.query_independence import mean_cosine_distance
+    from vizattn.analysis.unary import gate_shares, unary_share
+    from vizattn.evaluate import to_tensor
+    from vizattn.viz.analysis_figures import attribution_figure, psa_figure
+
+    if not fw.records:
+        return
+    rows = []
+    for name, rec in fw.records.items():
+        q = sample_queries(rec.grid, 48)
+        row = {"module": name, "kind": rec.kind,
+               "map distance between queries (GCNet)": mean_cosine_distance(maps_at(rec, q).reshape(len(q), -1))}
+        if rec.kind in ("nonlocal", "danet", "lesa"):
+            row["self weight (unary share)"] = unary_share(rec, 128)["unary"]
+        if rec.kind == "lesa":
+            row["LESA gate unary share"] = gate_shares(rec)["unary"]
+        if rec.kind == "criss_cross":
+            row.update({f"coverage {k}": v for k, v in loop_coverage(rec).items()})
+        rows.append(row)
+    st.dataframe(rows, hide_index=True)
+    st.caption(f"Main view per module: {', '.join(sorted({MAIN_VIEW[r.kind] for r in fw.records.values()}))}. "
+               "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")
+    psa = {n: psa_summary(r) for n, r in fw.records.items() if r.kind == "psa"}
+    if psa:
+        st.pyplot(psa_figure(psa))
+    first = chosen[0] if chosen else None
+    if first and st.button("Attribute this pixel (Integrated Gradients, Saliency, LayerGradCam)", key="attribute"):
+        with st.spinner("Attributing… (32 integration steps, in chunks of 4)"):
+            private = copy.deepcopy(model)  # captum hooks the layer: never on the model other sessions share
+            layer = dict(private.named_modules())[first.module]
+            rep = attribution_report(private, to_tensor(src.image), pixel, first.grid_map, layer)
+        st.pyplot(attribution_figure(src.image, first.grid_map, rep["maps"], pixel, rep["rank_correlation"]))
+        st.caption("ρ: Spearman rank correlation with the attention map on the feature grid.")
 
 
 def export_view(model_label, fw, src, pixel):

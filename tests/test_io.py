@@ -112,16 +112,20 @@ def test_random_bytes_never_escape_the_image_reader(data):
     _image_or_refusal(data)
 
 
+def truncated_and_mutated(valid: bytes, data) -> tuple[bytes, bytes]:
+    """A prefix of a valid file, and the whole file with up to 8 bytes overwritten."""
+    blob = bytearray(valid)
+    cut = data.draw(st.integers(0, len(blob)))
+    for _ in range(data.draw(st.integers(0, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(valid[:cut]), bytes(blob)
+
+
 @FUZZ
 @given(st.sampled_from(["png", "jpeg"]), st.data())
 def test_truncated_and_mutated_images(kind, data):
-    blob = bytearray(VALID[kind])
-    cut = data.draw(st.integers(0, len(blob)))
-    for _ in range(data.draw(st.integers(0, 8))):
-        i = data.draw(st.integers(0, len(blob) - 1))
-        blob[i] = data.draw(st.integers(0, 255))
-    _image_or_refusal(bytes(blob[:cut]))
-    _image_or_refusal(bytes(blob))
+    for blob in truncated_and_mutated(VALID[kind], data):
+        _image_or_refusal(blob)
 
 
 @FUZZ
@@ -133,13 +137,8 @@ def test_random_bytes_never_escape_the_checkpoint_reader(data, name):
 @FUZZ
 @given(st.sampled_from(["pt", "safetensors"]), st.data())
 def test_truncated_and_mutated_checkpoints(kind, data):
-    blob = bytearray(VALID[kind])
-    cut = data.draw(st.integers(0, len(blob)))
-    for _ in range(data.draw(st.integers(0, 8))):
-        i = data.draw(st.integers(0, len(blob) - 1))
-        blob[i] = data.draw(st.integers(0, 255))
-    _checkpoint_or_refusal(bytes(blob[:cut]), f"x.{kind}")
-    _checkpoint_or_refusal(bytes(blob), f"x.{kind}")
+    for blob in truncated_and_mutated(VALID[kind], data):
+        _checkpoint_or_refusal(blob, f"x.{kind}")
 
 
 class Plant:

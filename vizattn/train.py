@@ -65,6 +65,14 @@ def _optimizer(params, cfg: TrainConfig, steps: int):
     return opt, sched
 
 
+def _step(opt, sched, loss, bar) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    bar.set_postfix(loss=f"{loss.item():.3f}")
+
+
 def _loss(logits, labels):
     return F.cross_entropy(F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=False), labels)
 
@@ -93,12 +101,7 @@ def train_backbone(cfg: TrainConfig, images, labels, progress=True) -> Segmenter
         low, high = model.backbone(x)
         logits = F.interpolate(model.head(low, high), size=x.shape[2:], mode="bilinear", align_corners=False)
         target = F.adaptive_avg_pool2d(x, high.shape[2:])
-        loss = F.cross_entropy(logits, y) + cfg.colour_weight * F.mse_loss(colour(high), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        _step(opt, sched, F.cross_entropy(logits, y) + cfg.colour_weight * F.mse_loss(colour(high), target), bar)
     return model.eval()
 
 
@@ -126,12 +129,8 @@ def train_head(head: str, backbone_model: Segmenter, feats, labels, cfg: TrainCo
     bar = tqdm(range(cfg.head_steps), desc=f"train head {head}", disable=not progress)
     for _ in bar:
         idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
-        loss = _loss(model.head(low_all[idx].float(), high_all[idx].float()), torch.from_numpy(labels[idx.numpy()]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        _step(opt, sched, _loss(model.head(low_all[idx].float(), high_all[idx].float()),
+                                torch.from_numpy(labels[idx.numpy()])), bar)
     return model.eval()
 
 
