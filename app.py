@@ -183,8 +183,8 @@ def main():
         ["Attention", "Compare models", "Statistics", "Analysis", "Export"])
     with tab_attn:
         if chosen:
-            st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"].capitalize() if opts["cmap"] != "gray" else "Greys",
-                                        norm=opts["norm"]), width="stretch", key="attn_grid")
+            st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"], norm=opts["norm"]), width="stretch",
+                            key="attn_grid", theme=None)
             for note in dict.fromkeys(p.note for p in chosen if p.note):
                 st.caption(note)
             st.markdown(f"<div id='panel-state'>panels for ({y}, {x})</div>", unsafe_allow_html=True)
@@ -206,8 +206,8 @@ def compare_view(src, pixel, opts):
     image_key = digest(src.image.tobytes()) + str(src.image.shape)
     forwards = {n: forward_for(n, image_key, bundled_model(n), src.image) for n in picked}
     chosen, titles = compare_panels(forwards, pixel, None)
-    st.plotly_chart(plotly_grid(src.image, chosen, titles, norm=opts["norm"], columns=4), width="stretch",
-                    key="compare_grid")
+    st.plotly_chart(plotly_grid(src.image, chosen, titles, cmap=opts["cmap"], norm=opts["norm"], columns=4), width="stretch",
+                    key="compare_grid", theme=None)
     st.markdown(f"<div id='compare-state'>compare for {pixel} over {len(picked)} models</div>", unsafe_allow_html=True)
     st.session_state["compare_forwards"] = forwards
 

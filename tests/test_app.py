@@ -99,3 +99,20 @@ def test_bad_and_unsafe_checkpoints_show_one_message(tmp_path):
     assert not at.exception and any("would run code" in e.value for e in at.sidebar.error)
     assert not target.exists()
     assert "Query pixel" in query_line(at)  # the page still shows the model it had
+
+
+def test_analysis_tab_attributes_the_clicked_pixel():
+    at = fresh()
+    before = len(at.get("image"))
+    at.button(key="attribute").click().run()
+    assert not at.exception
+    assert len(at.get("image")) == before + 1  # the attribution figure beside the attention map
+    assert any("Spearman" in c.value for c in at.caption)
+
+
+def test_export_buttons_offer_every_format():
+    at = fresh()
+    at.button(key="prep_Current panels").click().run()
+    assert not at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert {"PNG", "SVG", "PDF", "HTML", "NPZ", "JSON"} <= set(labels)

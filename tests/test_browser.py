@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker
+from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker, wait_idle
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
@@ -17,20 +17,23 @@ pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled model
 
 
 def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
-    with app_server() as url, browser_page() as page:
+    with app_server() as url, browser_page(1400, 2000) as page:  # tall: the screenshot shows the panels too
         page.goto(url)
         before = marker(page)
         assert before == "panels for (192, 192)"
-        click_image(page, 0.25, 0.8)
+        click_image(page, 0.85, 0.75)  # open road, far from the cars
         deadline = time.time() + 60
         while marker(page) == before and time.time() < deadline:
             time.sleep(0.2)
         after = marker(page)
         assert after != before and after.startswith("panels for (")
         y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
-        assert abs(y - 0.8 * 384) <= 3 and abs(x - 0.25 * 384) <= 3
+        assert abs(y - 0.75 * 384) <= 3 and abs(x - 0.85 * 384) <= 3
         shot = os.environ.get("VIZATTN_SCREENSHOT")
-        page.screenshot(path=shot or str(tmp_path / "after_click.png"), full_page=False)
+        wait_idle(page)
+        page.get_by_role("tab", name="Attention").scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)  # let plotly finish drawing the panels
+        page.screenshot(path=shot or str(tmp_path / "after_click.png"), full_page=True)
 
         page.get_by_role("tab", name="Export").click()
         page.get_by_role("button", name="Prepare exports: current panels").click()

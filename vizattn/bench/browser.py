@@ -67,6 +67,12 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Until Streamlit has finished the script run (its status widget gone, no element shown as stale)."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_ms)
+    page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=timeout_ms)
+
+
 def marker(page, element_id: str = "panel-state") -> str:
     return page.locator(f"#{element_id}").inner_text(timeout=120_000)
 

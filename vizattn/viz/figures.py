@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from vizattn.viz.overlay import heat_overlay, scale
+from vizattn.viz.overlay import colormap, heat_overlay, scale
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -44,9 +44,13 @@ def figure_bytes(fig, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "Inferno",
+def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
                 norm: str = "per-map", alpha: float = 0.6, columns: int = 3):
-    """Interactive heatmaps on the feature grid, hover showing the weight; the query cell is outlined."""
+    """Interactive maps on the feature grid, hover showing the weight; the query cell is outlined.
+
+    Colours are drawn as an image through the same matplotlib colormap as every other figure (hosts such
+    as Streamlit restyle heatmap colorscales); an invisible heatmap on top carries the hover values.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -58,10 +62,10 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
     vmax = shared_vmax(panels)
     for i, p in enumerate(panels):
         r, c = i // cols + 1, i % cols + 1
-        z = scale(p.grid_map, norm, vmax)
+        fig.add_trace(go.Image(z=colormap(scale(p.grid_map, norm, vmax), cmap), hoverinfo="skip"), row=r, col=c)
         fig.add_trace(go.Heatmap(
-            z=z, customdata=p.grid_map, colorscale=cmap, zmin=0, zmax=1, showscale=False,
-            hovertemplate="cell (%{y}, %{x})<br>weight %{customdata:.4g}<extra>" + p.title + "</extra>",
+            z=p.grid_map, opacity=0, showscale=False,
+            hovertemplate="cell (%{y}, %{x})<br>weight %{z:.4g}<extra>" + p.title + "</extra>",
         ), row=r, col=c)
         gy, gx = p.cell
         fig.add_shape(type="rect", x0=gx - 0.5, x1=gx + 0.5, y0=gy - 0.5, y1=gy + 0.5,

@@ -29,9 +29,15 @@ def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
 def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
                  norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
                  pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined."""
-    heat = colormap(scale(image_map, norm, vmax, vmin), cmap).astype(np.float64)
-    out = ((1 - alpha) * image.astype(np.float64) + alpha * heat).round().astype(np.uint8)
+    """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined.
+
+    The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
+    photo visible instead of being darkened by the colormap's low end.
+    """
+    v = scale(image_map, norm, vmax, vmin)
+    heat = colormap(v, cmap).astype(np.float64)
+    a = (alpha * np.sqrt(v))[..., None]
+    out = ((1 - a) * image.astype(np.float64) + a * heat).round().astype(np.uint8)
     if box is not None:
         outline(out, box, (0, 255, 255))
     if pixel is not None:
