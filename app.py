@@ -152,6 +152,7 @@ def main():
     opts = display_options()
     image_key = digest(src.image.tobytes()) + str(src.image.shape)
     fw = forward_for(model_key, image_key, model, src.image)
+    st.session_state["forward_key"] = f"{model_key}|{image_key}"
     y, x = current_pixel(fw.shape)
 
     if not fw.records:
@@ -239,23 +240,16 @@ def statistics_view(chosen, src, fw):
                             width="stretch", key=f"psa_sp_{name}")
 
 
-def analysis_view(model, fw, src, pixel, chosen):
-    """The papers' analyses on this image; the full versions over many scenes are in `vizattn report`."""
-    import copy
-
-    from vizattn.analysis.attribution import attribution_report
+@st.cache_data(max_entries=32, show_spinner="Analysing this image…")
+def image_analyses(forward_key: str, _fw) -> list[dict]:
+    """Per-module analyses of one (model, image); they do not depend on the clicked pixel, so a click reuses them."""
     from vizattn.analysis.coverage import loop_coverage
-    from vizattn.analysis.maps import MAIN_VIEW, maps_at, sample_queries
-    from vizattn.analysis.psa import psa_summary
+    from vizattn.analysis.maps import maps_at, sample_queries
     from vizattn.analysis.query_independence import mean_cosine_distance
     from vizattn.analysis.unary import gate_shares, unary_share
-    from vizattn.evaluate import to_tensor
-    from vizattn.viz.analysis_figures import attribution_figure, psa_figure
 
-    if not fw.records:
-        return
     rows = []
-    for name, rec in fw.records.items():
+    for name, rec in _fw.records.items():
         q = sample_queries(rec.grid, 48)
         row = {"module": name, "kind": rec.kind,
                "map distance between queries (GCNet)": mean_cosine_distance(maps_at(rec, q).reshape(len(q), -1))}
@@ -266,6 +260,22 @@ def analysis_view(model, fw, src, pixel, chosen):
         if rec.kind == "criss_cross":
             row.update({f"coverage {k}": v for k, v in loop_coverage(rec).items()})
         rows.append(row)
+    return rows
+
+
+def analysis_view(model, fw, src, pixel, chosen):
+    """The papers' analyses on this image; the full versions over many scenes are in `vizattn report`."""
+    import copy
+
+    from vizattn.analysis.attribution import attribution_report
+    from vizattn.analysis.maps import MAIN_VIEW
+    from vizattn.analysis.psa import psa_summary
+    from vizattn.evaluate import to_tensor
+    from vizattn.viz.analysis_figures import attribution_figure, psa_figure
+
+    if not fw.records:
+        return
+    rows = image_analyses(st.session_state["forward_key"], fw)
     st.dataframe(rows, hide_index=True)
     st.caption(f"Main view per module: {', '.join(sorted({MAIN_VIEW[r.kind] for r in fw.records.values()}))}. "
                "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")

@@ -1,7 +1,6 @@
 """AppTest: the page opens on its defaults, reacts to an injected click, switches model, view and image,
 and answers bad uploads with one message while keeping what was loaded."""
 import io
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.evil import evil_checkpoints
 from vizattn.zoo import available
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -77,26 +77,16 @@ def test_good_image_upload_is_used():
     assert not at.exception and "Query pixel **(30, 45)**" in query_line(at)
 
 
-class _Plant:
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (Path.write_text, (Path(self.target), "pwned"))
-
-
 def test_bad_and_unsafe_checkpoints_show_one_message(tmp_path):
     at = fresh()
     at.sidebar.radio(key="model_source").set_value("upload a checkpoint").run()
     at.sidebar.file_uploader(key="ckpt_upload").upload("junk.safetensors", b"garbage bytes").run()
     assert not at.exception and any("not a readable safetensors" in e.value for e in at.sidebar.error)
-    import torch
-
     target = tmp_path / "ran.txt"
-    buf = io.BytesIO()
-    torch.save({"x": _Plant(str(target))}, buf)
-    at.sidebar.file_uploader(key="ckpt_upload").upload("evil.pt", buf.getvalue()).run()
-    assert not at.exception and any("would run code" in e.value for e in at.sidebar.error)
+    for name, blob in evil_checkpoints(target).items():
+        at.sidebar.file_uploader(key="ckpt_upload").upload(name, blob).run()
+        assert not at.exception and any(("would run code" in e.value or "not a readable" in e.value)
+                                         for e in at.sidebar.error), name
     assert not target.exists()
     assert "Query pixel" in query_line(at)  # the page still shows the model it had
 

@@ -1,9 +1,6 @@
 """The one input layer: every image mode and format enters as RGB; every bad byte string is refused with
 VizattnError (never another exception, never a hang, never code run)."""
 import io
-import pickle
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vizattn import VizattnError
+from tests.evil import evil_checkpoints
 from vizattn.io import MAX_IMAGE_PIXELS, read_checkpoint, read_image
 
 
@@ -139,25 +137,6 @@ def test_random_bytes_never_escape_the_checkpoint_reader(data, name):
 def test_truncated_and_mutated_checkpoints(kind, data):
     for blob in truncated_and_mutated(VALID[kind], data):
         _checkpoint_or_refusal(blob, f"x.{kind}")
-
-
-class Plant:
-    """Unpickling this creates a file: if that file ever appears, code from a checkpoint ran."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (Path.write_text, (Path(self.target), "code ran"))
-
-
-def evil_checkpoints(target: Path) -> dict[str, bytes]:
-    torch_zip = io.BytesIO()
-    torch.save({"weight": torch.zeros(2), "payload": Plant(str(target))}, torch_zip)
-    legacy = io.BytesIO()
-    torch.save({"payload": Plant(str(target))}, legacy, _use_new_zipfile_serialization=False)
-    return {"evil.pt": torch_zip.getvalue(), "legacy.pth": legacy.getvalue(),
-            "bare.pkl": pickle.dumps(Plant(str(target))), "bare.safetensors": pickle.dumps(Plant(str(target)))}
 
 
 def test_code_in_a_checkpoint_never_runs_through_the_loader(tmp_path):

@@ -1,14 +1,11 @@
 """Save/load round trips and the refusal of bad checkpoints, with nothing in them executed."""
-import io
 import json
-import pickle
-import zipfile
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.evil import evil_checkpoints
 from vizattn import VizattnError
 from vizattn.io import read_checkpoint
 from vizattn.models.segmenter import ModelConfig, build_model
@@ -66,27 +63,12 @@ def test_misfit_lists_missing_unexpected_and_mismatched(tmp_path):
         load(tmp_path / "bad.safetensors", head="nonlocal")
 
 
-class _Plant:
-    """Unpickling this would create a file: proof of code execution if it ever appears."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (Path.write_text, (Path(self.target), "pwned"))
-
-
 def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
     target = tmp_path / "ran.txt"
     evil = tmp_path / "evil.pt"
-    torch.save({"weight": torch.zeros(2), "payload": _Plant(str(target))}, evil)
+    evil.write_bytes(evil_checkpoints(target)["evil.pt"])
     with pytest.raises(VizattnError, match="would run code when unpickled"):
         load(evil, head="gc")
-    assert not target.exists()
-    raw = tmp_path / "raw.pth"  # a bare pickle, no torch zip container
-    raw.write_bytes(pickle.dumps(_Plant(str(target))))
-    with pytest.raises(VizattnError):
-        read_checkpoint(raw)
     assert not target.exists()
 
 

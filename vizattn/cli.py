@@ -179,19 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="one model's attention for one pixel: PNG, SVG, PDF, HTML, NPZ, JSON")
     q.add_argument("--model", required=True, help="bundled name or checkpoint path")
-    q.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
-    q.add_argument("--pixel", required=True, help="Y,X in image pixels")
-    q.add_argument("--view", help="one view (e.g. effective); default: every view of every module")
-    q.add_argument("--out", default="vizattn-out")
-    q.set_defaults(func=_query)
-
     cp = sub.add_parser("compare", help="several models' attention for the same image and pixel, in one grid")
     cp.add_argument("--models", nargs="+", required=True)
-    cp.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
-    cp.add_argument("--pixel", required=True, help="Y,X in image pixels")
-    cp.add_argument("--view", help="one view where a module has it; default: each module's main view")
-    cp.add_argument("--out", default="vizattn-out")
-    cp.set_defaults(func=_compare)
+    for p, view_help, func in ((q, "one view (e.g. effective); default: every view of every module", _query),
+                               (cp, "one view where a module has it; default: each module's main view", _compare)):
+        p.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
+        p.add_argument("--pixel", required=True, help="Y,X in image pixels")
+        p.add_argument("--view", help=view_help)
+        p.add_argument("--out", default="vizattn-out")
+        p.set_defaults(func=func)
 
     rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models: figures, JSON, report.md")
     rp.add_argument("--out", required=True)

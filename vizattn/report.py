@@ -11,7 +11,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from vizattn.analysis import coverage as cov
@@ -19,7 +18,7 @@ from vizattn.analysis import query_independence as qi
 from vizattn.analysis import unary
 from vizattn.analysis.attribution import attribution_report
 from vizattn.analysis.distances import map_distances
-from vizattn.analysis.maps import MAIN_VIEW, PAIRWISE, maps_at, module_io, sample_queries
+from vizattn.analysis.maps import PAIRWISE, maps_at, module_io, sample_queries
 from vizattn.analysis.psa import psa_summary
 from vizattn.analysis.where import by_class, where_attention_goes
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene

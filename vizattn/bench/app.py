@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from vizattn.bench.browser import app_server, browser_page, click_image, marker
+from vizattn.bench.browser import app_server, browser_page, click_image, marker, wait_idle
 
 HEADER = ["scene size", "models in grid", "clicks", "median s", "min s", "max s", "page ready s"]
 
@@ -27,13 +27,13 @@ def run(sizes=(256, 512), clicks: int = 6) -> list[list]:
             t0 = time.perf_counter()
             page.goto(f"{url}")
             marker(page, "compare-state")
-            slider = page.get_by_label("Scene size (px)")
+            slider = page.get_by_role("group", name="Scene size (px)").get_by_role("slider")
             if size != 384:
                 # move the select slider with the keyboard: 256 is one step left of 384, 512 one step right
                 slider.focus()
                 page.keyboard.press("ArrowLeft" if size < 384 else "ArrowRight")
                 _wait_change(page, "panel-state", marker(page, "panel-state"))
-            marker(page, "compare-state")
+            wait_idle(page)
             ready = time.perf_counter() - t0
             n_models = int(marker(page, "compare-state").split(" over ")[1].split()[0])
             times = []
@@ -44,5 +44,6 @@ def run(sizes=(256, 512), clicks: int = 6) -> list[list]:
                 click_image(page, fx, fy)
                 _wait_change(page, "compare-state", before)
                 times.append(time.perf_counter() - t)
+                wait_idle(page)
             rows.append([f"{size}×{size}", n_models, clicks, statistics.median(times), min(times), max(times), ready])
     return rows
