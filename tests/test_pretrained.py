@@ -29,3 +29,18 @@ def test_results_table_lists_every_model_against_the_baseline():
     header, rows = results_table()
     assert header[0] == "model" and [r[0] for r in rows][0] == "fcn" and len(rows) == len(HEADS)
     assert all(r[8].startswith(("+", "-")) for r in rows[1:])
+
+
+def test_top_level_load_predict_and_capture_as_the_readme_shows():
+    import numpy as np
+
+    import vizattn
+    from vizattn.evaluate import to_tensor
+
+    model = vizattn.load("nonlocal")
+    with vizattn.capture(model) as cap:
+        model(to_tensor(np.zeros((384, 384, 3), np.uint8)))
+    rec = cap.records["head.context"]
+    assert (rec.kind, rec.grid, rec.views()) == ("nonlocal", (48, 48), ("attention",))
+    assert rec.query_map(12, 20).shape == (48, 48)
+    assert vizattn.predict(model, np.zeros((50, 60, 3), np.uint8)).shape == (50, 60)
