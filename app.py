@@ -268,7 +268,6 @@ def analysis_view(model, fw, src, pixel, chosen):
     import copy
 
     from vizattn.analysis.attribution import attribution_report
-    from vizattn.analysis.maps import MAIN_VIEW
     from vizattn.analysis.psa import psa_summary
     from vizattn.evaluate import to_tensor
     from vizattn.viz.analysis_figures import attribution_figure, psa_figure
@@ -277,7 +276,7 @@ def analysis_view(model, fw, src, pixel, chosen):
         return
     rows = image_analyses(st.session_state["forward_key"], fw)
     st.dataframe(rows, hide_index=True)
-    st.caption(f"Main view per module: {', '.join(sorted({MAIN_VIEW[r.kind] for r in fw.records.values()}))}. "
+    st.caption(f"Main view per module: {', '.join(sorted({r.default_view for r in fw.records.values()}))}. "
                "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")
     psa = {n: psa_summary(r) for n, r in fw.records.items() if r.kind == "psa"}
     if psa:

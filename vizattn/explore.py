@@ -86,12 +86,20 @@ def cell_box(gy: int, gx: int, shape: tuple[int, int], grid: tuple[int, int]) ->
     return (-(-gy * h // gh), -(-(gy + 1) * h // gh), -(-gx * w // gw), -(-(gx + 1) * w // gw))
 
 
+def cell_indices(shape: tuple[int, int], grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The grid row of every image row and the grid column of every image column (as `cell_of`)."""
+    (h, w), (gh, gw) = shape, grid
+    return np.minimum(gh - 1, np.arange(h) * gh // h), np.minimum(gw - 1, np.arange(w) * gw // w)
+
+
+def cell_centre(gy: int, gx: int, shape: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+    y0, y1, x0, x1 = cell_box(gy, gx, shape, grid)
+    return (y0 + y1) // 2, (x0 + x1) // 2
+
+
 def to_image(grid_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Spread each grid cell's value over the image pixels of that cell (nearest, no smoothing)."""
-    (h, w), (gh, gw) = shape, grid_map.shape
-    rows = np.minimum(gh - 1, np.arange(h) * gh // h)
-    cols = np.minimum(gw - 1, np.arange(w) * gw // w)
-    return grid_map[np.ix_(rows, cols)]
+    return grid_map[np.ix_(*cell_indices(shape, grid_map.shape))]
 
 
 def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None = None) -> list[Panel]:

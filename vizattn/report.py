@@ -23,7 +23,7 @@ from vizattn.analysis.psa import psa_summary
 from vizattn.analysis.where import by_class, where_attention_goes
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
-from vizattn.explore import run_model
+from vizattn.explore import cell_centre, run_model, to_image
 from vizattn.viz import analysis_figures as figs
 from vizattn.zoo import PRETRAINED, available, load
 
@@ -110,10 +110,8 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         fw = first_forward[nl_name]
         rec = next(iter(fw.records.values()))
         pts = [(int(y), int(x)) for y, x in sample_queries(rec.grid, 4, seed=1)]
-        from vizattn.explore import to_image
-
         maps = [to_image(rec.query_map(y, x), fw.shape) for y, x in pts]
-        px = [(int((y + 0.5) * fw.shape[0] / rec.grid[0]), int((x + 0.5) * fw.shape[1] / rec.grid[1])) for y, x in pts]
+        px = [cell_centre(y, x, fw.shape, rec.grid) for y, x in pts]
         _save(figs.query_maps_figure(fw.image, maps, px, "non-local: maps of four query points"), out, "query_maps", written)
 
     result["unary_binary"] = {k: mean(v) for k, v in unary_acc.items()}
@@ -150,11 +148,9 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
                 dists[k].append(v)
         result["isa_vs_nl"] = mean(dists)
         y, x = (g // 2 for g in isa_rec.grid)
-        from vizattn.explore import to_image
-
         shown = {v: to_image(isa_rec.query_map(y, x, v), isa_fw.shape) for v in isa_rec.views()}
         shown["non-local"] = to_image(nl_rec.query_map(y, x), nl_fw.shape)
-        pixel = (int((y + 0.5) * isa_fw.shape[0] / isa_rec.grid[0]), int((x + 0.5) * isa_fw.shape[1] / isa_rec.grid[1]))
+        pixel = cell_centre(y, x, isa_fw.shape, isa_rec.grid)
         _save(figs.isa_figure(isa_fw.image, shown, pixel, result["isa_vs_nl"]), out, "isa_vs_nl", written)
 
     bench = _bench_rows(Path(bench_csv))

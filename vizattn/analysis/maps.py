@@ -9,9 +9,6 @@ import torch
 from vizattn.capture import AttentionRecord
 from vizattn.modules.base import AttentionModule
 
-#: the view that stands for "what a query attended" in each kind's analyses
-MAIN_VIEW = {"nonlocal": "attention", "isa": "effective", "criss_cross": "effective", "apnb": "all", "afnb": "all",
-             "danet": "position", "lesa": "mean", "gc": "mask", "psa": "spatial"}
 PAIRWISE = ("nonlocal", "isa", "criss_cross", "apnb", "danet", "lesa")
 
 
@@ -23,8 +20,8 @@ def sample_queries(grid: tuple[int, int], n: int, seed: int = 0) -> np.ndarray:
 
 
 def maps_at(rec: AttentionRecord, queries: np.ndarray, view: str | None = None, batch: int = 0) -> np.ndarray:
-    """(n, h, w) maps of the given query positions."""
-    return np.stack([rec.query_map(int(y), int(x), view or MAIN_VIEW[rec.kind], batch) for y, x in queries])
+    """(n, h, w) maps of the given query positions, in `view` or the record's default (main) view."""
+    return np.stack([rec.query_map(int(y), int(x), view or rec.default_view, batch) for y, x in queries])
 
 
 @contextmanager

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vizattn.explore import cell_indices
+
 
 def entropy(m: np.ndarray, normalised: bool = True) -> float:
     """Shannon entropy (nats) of a map taken as a distribution; normalised by log(size) to [0, 1]."""
@@ -53,7 +55,6 @@ def panel_statistics(panel, labels: np.ndarray, instances: np.ndarray | None = N
 
 
 def _cell_sizes(h: int, w: int, gh: int, gw: int) -> np.ndarray:
-    rows = np.minimum(gh - 1, np.arange(h) * gh // h)
-    cols = np.minimum(gw - 1, np.arange(w) * gw // w)
+    rows, cols = cell_indices((h, w), (gh, gw))
     rc, cc = np.bincount(rows, minlength=gh), np.bincount(cols, minlength=gw)
     return (rc[rows][:, None] * cc[cols][None, :]).astype(np.float64)

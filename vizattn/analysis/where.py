@@ -6,16 +6,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from vizattn.analysis.maps import MAIN_VIEW, maps_at, sample_queries
+from vizattn.analysis.maps import maps_at, sample_queries
 from vizattn.analysis.stats import mean_distance
+from vizattn.explore import cell_indices
 
 
 def grid_labels(labels: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """Majority label of each grid cell."""
-    h, w = labels.shape
     gh, gw = grid
-    rows = np.minimum(gh - 1, np.arange(h) * gh // h)
-    cols = np.minimum(gw - 1, np.arange(w) * gw // w)
+    rows, cols = cell_indices(labels.shape, grid)
     cell = rows[:, None] * gw + cols[None, :]
     k = int(labels.max()) + 1
     counts = np.zeros((gh * gw, k), np.int64)
@@ -31,7 +30,7 @@ def where_attention_goes(rec, labels: np.ndarray, instances: np.ndarray, queries
     h, w = image_shape or labels.shape
     px = (h / rec.grid[0], w / rec.grid[1])
     q = sample_queries(rec.grid, queries, seed)
-    maps = maps_at(rec, q, MAIN_VIEW[rec.kind])
+    maps = maps_at(rec, q)
     rows = []
     for (y, x), m in zip(q, maps):
         total = m.sum()
