@@ -86,11 +86,10 @@ def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tup
 
     chosen, titles = [], []
     for model, fw in forwards.items():
-        for module in fw.records:
-            v = main_view(fw, module, view)
-            p = next(p for p in panels(fw, *pixel, views={module: [v]}) if p.module == module)
+        # one view per module, all modules in one pass (a module not named in `views` would get all its views)
+        for p in panels(fw, *pixel, views={m: [main_view(fw, m, view)] for m in fw.records}):
             chosen.append(p)
-            titles.append(f"{model} · {p.kind} · {v} · pred {CLASSES[fw.prediction[pixel]]}")
+            titles.append(f"{model} · {p.kind} · {p.view} · pred {CLASSES[fw.prediction[pixel]]}")
     return chosen, titles
 
 
