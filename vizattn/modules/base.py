@@ -70,10 +70,6 @@ class AttentionModule(nn.Module):
     #: or "channel" (weights over channels, no spatial map per query)
     family: str = "pairwise"
 
-    @property
-    def capturing(self) -> bool:
-        return bool(active_sessions(self))
-
     def emit(self, make_record: Callable[[], AttentionRecord]) -> None:
         """Hand a record to every capture session that owns this module; built only if one does."""
         sessions = active_sessions(self)
