@@ -42,13 +42,19 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, tp / denom, np.nan)
 
 
+def _mean_present(values) -> float:
+    """Mean over the classes that occur (NaN, silently, when none does)."""
+    v = np.asarray(values, np.float64)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
 def summarise(conf: np.ndarray) -> dict:
     iou = iou_from_confusion(conf)
     per_class = {c: (None if np.isnan(v) else round(float(v), 4)) for c, v in zip(CLASSES, iou)}
     amb = [iou[CLASSES.index(c)] for c in AMBIGUOUS]
     return {
-        "miou": round(float(np.nanmean(iou)), 4),
-        "miou_ambiguous": round(float(np.nanmean(amb)), 4),
+        "miou": round(_mean_present(iou), 4),
+        "miou_ambiguous": round(_mean_present(amb), 4),
         "pixel_accuracy": round(float(np.diag(conf).sum() / max(1, conf.sum())), 4),
         "iou": per_class,
     }
