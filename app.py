@@ -14,7 +14,7 @@ from vizattn.data import CLASSES, PALETTE
 from vizattn.explore import check_pixel, panels, run_model
 from vizattn.export import ImageSource, compare_files, compare_panels, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
-from vizattn.viz.figures import plotly_grid
+from vizattn.viz.figures import histogram_bars, plotly_bar_charts, plotly_grid
 from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, label_overlay
 from vizattn.zoo import available, load
 
@@ -129,19 +129,29 @@ def current_pixel(shape) -> tuple[int, int]:
     return st.session_state["pixel"]
 
 
+def _typed_pixel(key_y: str, key_x: str) -> None:
+    st.session_state["pixel"] = (int(st.session_state[key_y]), int(st.session_state[key_x]))
+
+
+def _step_pixel(dy: int, dx: int, shape) -> None:
+    (y, x), (h, w) = st.session_state["pixel"], shape
+    st.session_state["pixel"] = (min(h - 1, max(0, y + dy)), min(w - 1, max(0, x + dx)))
+
+
 def query_controls(shape):
+    """Number inputs and one-cell steps; callbacks move the query before the rerun, so it draws once."""
     h, w = shape
     y, x = st.session_state["pixel"]
     c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 1, 1, 1, 1])
-    ny = c1.number_input("y", 0, h - 1, y, key=f"qy_{y}_{x}")
-    nx = c2.number_input("x", 0, w - 1, x, key=f"qx_{y}_{x}")
-    step = 8
+    keys = (f"qy_{y}_{x}", f"qx_{y}_{x}")  # new keys when the query moves elsewhere, so the inputs follow
+    c1.number_input("y", 0, h - 1, y, key=keys[0], on_change=_typed_pixel, args=keys)
+    c2.number_input("x", 0, w - 1, x, key=keys[1], on_change=_typed_pixel, args=keys)
+    step = 8  # one feature-grid cell at output stride 8
     for col, label, (dy, dx) in ((c3, "◀", (0, -step)), (c4, "▲", (-step, 0)), (c5, "▼", (step, 0)), (c6, "▶", (0, step))):
-        if col.button(label, key=f"move{label}"):
-            ny, nx = min(h - 1, max(0, ny + dy)), min(w - 1, max(0, nx + dx))
-    if (ny, nx) != (y, x):
-        st.session_state["pixel"] = (int(ny), int(nx))
-        st.rerun()
+        col.button(label, key=f"move{label}", on_click=_step_pixel, args=(dy, dx, shape))
+
+
+SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export")
 
 
 def main():
@@ -150,6 +160,13 @@ def main():
     model_key, model_label, model = pick_model()
     src = pick_image()
     opts = display_options()
+    explore(model_key, model_label, model, src, opts)
+
+
+@st.fragment
+def explore(model_key, model_label, model, src, opts):
+    """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
+    section is computed and sent: the browser redraws what the person is looking at, nothing else."""
     image_key = digest(src.image.tobytes()) + str(src.image.shape)
     fw = forward_for(model_key, image_key, model, src.image)
     st.session_state["forward_key"] = f"{model_key}|{image_key}"
@@ -180,64 +197,82 @@ def main():
             f"<span style='background:rgb{tuple(int(v) for v in PALETTE[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {c}"
             for i, c in enumerate(CLASSES)), unsafe_allow_html=True)
 
-    tab_attn, tab_cmp, tab_stats, tab_analysis, tab_export = st.tabs(
-        ["Attention", "Compare models", "Statistics", "Analysis", "Export"])
-    with tab_attn:
-        if chosen:
-            st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"], norm=opts["norm"]), width="stretch",
-                            key="attn_grid", theme=None)
-            for note in dict.fromkeys(p.note for p in chosen if p.note):
-                st.caption(note)
-            st.markdown(f"<div id='panel-state'>panels for ({y}, {x})</div>", unsafe_allow_html=True)
-    with tab_cmp:
-        compare_view(src, (y, x), opts)
-    with tab_stats:
-        statistics_view(chosen, src, fw)
-    with tab_analysis:
-        analysis_view(model, fw, src, (y, x), chosen)
-    with tab_export:
-        export_view(model_label, fw, src, (y, x))
+    tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
+    views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),
+             lambda: compare_view(src, (y, x), opts),
+             lambda: statistics_view(chosen, src, fw),
+             lambda: analysis_view(model, fw, src, (y, x), chosen),
+             lambda: export_view(model_label, fw, src, (y, x)))
+    for tab, view in zip(tabs, views):
+        if tab.open:
+            with tab:
+                view()
+
+
+def attention_view(model_label, src, chosen, pixel, opts):
+    if not chosen:
+        return
+    st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"], norm=opts["norm"],
+                                title=f"{model_label} at pixel {pixel}"),
+                    width="stretch", key="attn_grid", theme=None)
+    for note in dict.fromkeys(p.note for p in chosen if p.note):
+        st.caption(note)
+    st.markdown(f"<div id='panel-state'>panels for {pixel}</div>", unsafe_allow_html=True)
+
+
+def attention_models() -> list[str]:
+    return [n for n in available() if bundled_model(n).card.get("module")]
+
+
+def picked_models() -> list[str]:
+    """The comparison's models, kept while its tab is closed (a widget that is not drawn loses its state)."""
+    return st.session_state.get("compare_picked", attention_models())
+
+
+def compare_forwards(src, picked) -> dict:
+    image_key = digest(src.image.tobytes()) + str(src.image.shape)
+    return {n: forward_for(n, image_key, bundled_model(n), src.image) for n in picked}
 
 
 def compare_view(src, pixel, opts):
-    names = [n for n in available() if bundled_model(n).card.get("module")]
-    picked = st.multiselect("Models", names, default=names, key="compare_models")
+    picked = st.multiselect("Models", attention_models(), default=picked_models())
+    st.session_state["compare_picked"] = picked
     if not picked:
         return
-    image_key = digest(src.image.tobytes()) + str(src.image.shape)
-    forwards = {n: forward_for(n, image_key, bundled_model(n), src.image) for n in picked}
-    chosen, titles = compare_panels(forwards, pixel, None)
-    st.plotly_chart(plotly_grid(src.image, chosen, titles, cmap=opts["cmap"], norm=opts["norm"], columns=4), width="stretch",
-                    key="compare_grid", theme=None)
+    chosen, titles = compare_panels(compare_forwards(src, picked), pixel, None)
+    st.plotly_chart(plotly_grid(src.image, chosen, titles, cmap=opts["cmap"], norm=opts["norm"], columns=4,
+                                title=f"{len(picked)} models at pixel {pixel}"),
+                    width="stretch", key="compare_grid", theme=None)
     st.markdown(f"<div id='compare-state'>compare for {pixel} over {len(picked)} models</div>", unsafe_allow_html=True)
-    st.session_state["compare_forwards"] = forwards
 
 
 def statistics_view(chosen, src, fw):
-    import plotly.express as px
-
     if not chosen:
         return
     truth = src.labels if src.labels is not None else fw.prediction
     rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances)} for p in chosen if p.distribution]
+    charts = []
     if rows:
-        st.caption("Mass on own class uses " + ("ground truth" if src.labels is not None else "the prediction"))
-        for metric in ("entropy", "mean_distance_px", "mass_own_class"):
-            st.plotly_chart(px.bar(rows, x="panel", y=metric, height=260), width="stretch", key=f"stat_{metric}")
+        st.caption("Per view at the clicked pixel. Mass on own class uses "
+                   + ("ground truth" if src.labels is not None else "the prediction") + ".")
+        charts += [dict(title=metric.replace("_", " "), x=[r["panel"] for r in rows], y=[r[metric] for r in rows])
+                   for metric in ("entropy", "mean_distance_px", "mass_own_class")]
     for name, rec in fw.records.items():
         if rec.kind == "gc":
-            st.plotly_chart(px.histogram(rec.data["mask"][0].flatten().numpy(), nbins=50, title=f"{name}: GC mask weights",
-                                         height=260), width="stretch", key=f"gc_{name}")
+            charts.append(histogram_chart(f"{name}: GC mask weights", rec.data["mask"][0]))
         if rec.kind == "lesa":
-            unary, binary = rec.shares()
-            st.plotly_chart(px.bar(x=["unary 1/(1+w)", "binary w/(1+w)"], y=[unary, binary], title=f"{name}: weight shares",
-                                   height=260), width="stretch", key=f"lesa_{name}")
+            charts.append(dict(title=f"{name}: weight shares", x=["unary 1/(1+w)", "binary w/(1+w)"], y=list(rec.shares())))
         if rec.kind == "psa":
-            st.plotly_chart(px.bar(y=rec.data["channel_weights"][0].numpy(), title=f"{name}: channel weights A_ch",
-                                   height=260), width="stretch", key=f"psa_ch_{name}")
-            st.plotly_chart(px.histogram(rec.data["spatial_weights"][0].flatten().numpy(), nbins=50,
-                                         title=f"{name}: spatial weights A_sp", height=260),
-                            width="stretch", key=f"psa_sp_{name}")
+            ch = rec.data["channel_weights"][0].flatten().numpy()
+            charts.append(dict(title=f"{name}: channel weights A_ch", x=np.arange(len(ch)), y=ch, hover="channel %{x}: %{y:.4g}"))
+            charts.append(histogram_chart(f"{name}: spatial weights A_sp", rec.data["spatial_weights"][0]))
+    if charts:
+        st.plotly_chart(plotly_bar_charts(charts), width="stretch", key="stat_charts", theme=None)
+
+
+def histogram_chart(title: str, values) -> dict:
+    centres, counts = histogram_bars(np.asarray(values))
+    return dict(title=title, x=centres, y=counts, hover="weight ≈ %{x:.3g}: %{y} positions")
 
 
 @st.cache_data(max_entries=32, show_spinner="Analysing this image…")
@@ -296,8 +331,7 @@ def export_view(model_label, fw, src, pixel):
         return
     st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON.")
     for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None)),
-                        ("Comparison grid", lambda: compare_files(st.session_state.get("compare_forwards") or {},
-                                                                  src, pixel, None))):
+                        ("Comparison grid", lambda: compare_files(compare_forwards(src, picked_models()), src, pixel, None))):
         if st.button(f"Prepare exports: {title.lower()}", key=f"prep_{title}"):
             try:
                 st.session_state[f"files_{title}"] = make()

@@ -1,6 +1,7 @@
 """AppTest: the page opens on its defaults, reacts to an injected click, switches model, view and image,
 and answers bad uploads with one message while keeping what was loaded."""
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,17 @@ def fresh() -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def open_tab(at, name: str) -> AppTest:
+    at.session_state["section"] = name
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def markdown_text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
 
 
 def query_line(at) -> str:
@@ -91,8 +103,45 @@ def test_bad_and_unsafe_checkpoints_show_one_message(tmp_path):
     assert "Query pixel" in query_line(at)  # the page still shows the model it had
 
 
-def test_analysis_tab_attributes_the_clicked_pixel():
+def test_step_buttons_move_one_feature_cell():
     at = fresh()
+    at.button(key="move▶").click().run()
+    assert "Query pixel **(192, 200)**" in query_line(at)
+    at.button(key="move▲").click().run()
+    assert "Query pixel **(184, 200)**" in query_line(at)
+
+
+def test_only_the_open_tab_is_computed_and_drawn():
+    at = fresh()
+    assert "panels for (192, 192)" in markdown_text(at) and "compare for" not in markdown_text(at)
+    open_tab(at, "Compare models")
+    assert "compare for (192, 192) over 9 models" in markdown_text(at) and "panels for" not in markdown_text(at)
+    at.session_state["image_click"] = {"x": 100, "y": 50, "width": 640, "height": 640}
+    at.run()
+    assert "compare for (30, 60) over 9 models" in markdown_text(at)  # the open grid follows the click
+
+
+def test_compare_tab_keeps_the_chosen_models_while_closed():
+    at = open_tab(fresh(), "Compare models")
+    at.multiselect[0].set_value(["isa", "gc"]).run()
+    assert "over 2 models" in markdown_text(at)
+    open_tab(at, "Attention")
+    open_tab(at, "Compare models")
+    assert "over 2 models" in markdown_text(at)
+
+
+def test_statistics_tab_draws_the_charts_in_one_figure():
+    at = open_tab(fresh(), "Statistics")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    fig = json.loads(charts[0].proto.spec)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles[:3] == ["entropy", "mean distance px", "mass own class"]
+    assert len(fig["data"]) == len(titles)
+
+
+def test_analysis_tab_attributes_the_clicked_pixel():
+    at = open_tab(fresh(), "Analysis")
     before = len(at.get("image"))
     at.button(key="attribute").click().run()
     assert not at.exception
@@ -101,8 +150,16 @@ def test_analysis_tab_attributes_the_clicked_pixel():
 
 
 def test_export_buttons_offer_every_format():
-    at = fresh()
+    at = open_tab(fresh(), "Export")
     at.button(key="prep_Current panels").click().run()
     assert not at.exception
     labels = [b.label for b in at.get("download_button")]
     assert {"PNG", "SVG", "PDF", "HTML", "NPZ", "JSON"} <= set(labels)
+
+
+def test_comparison_export_works_without_opening_the_compare_tab():
+    at = open_tab(fresh(), "Export")
+    at.button(key="prep_Comparison grid").click().run()
+    assert not at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert sorted(labels) == ["HTML", "JSON", "NPZ", "PDF", "PNG", "SVG"]

@@ -85,3 +85,16 @@ def click_image(page, fx: float, fy: float) -> None:
     img.scroll_into_view_if_needed()
     box = img.bounding_box()
     img.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    wait_idle(page)
+
+
+def wait_plot_title(page, text: str, timeout_ms: int = 120_000) -> None:
+    """Until a plotly figure on the page has drawn a title containing `text` (plotly writes the title's SVG
+    text in the same draw as its traces, so this is the moment the new figure is on screen)."""
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('.js-plotly-plot .gtitle')].some(e => e.textContent.includes(t))",
+        arg=text, timeout=timeout_ms, polling="raf")

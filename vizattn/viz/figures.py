@@ -44,31 +44,47 @@ def figure_bytes(fig, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def _cell_axes(i: int, n: int, columns: int, top: float = 0.0) -> tuple[str, dict, dict, tuple[float, float, float]]:
+    """Axis suffix, x and y axis layouts and (x0, x1, y1) of cell i in a hand-written grid of subplots.
+
+    Plotly figures are laid out directly: `make_subplots` and per-cell updates cost ~0.3 s for a 3×4 grid,
+    which a click would pay every time."""
+    cols = min(columns, max(1, n))
+    rows = math.ceil(max(1, n) / cols)
+    r, c = divmod(i, cols)
+    gap_x, gap_y = 0.03, 0.08 / rows
+    span = 1.0 - top
+    ax = "" if i == 0 else str(i + 1)
+    x0, x1 = c / cols + gap_x / 2, (c + 1) / cols - gap_x / 2
+    y0, y1 = span * (1 - (r + 1) / rows) + gap_y / 2, span * (1 - r / rows) - gap_y
+    xaxis = dict(domain=[x0, x1], anchor=f"y{ax}")
+    yaxis = dict(domain=[y0, y1], anchor=f"x{ax}")
+    return ax, xaxis, yaxis, (x0, x1, y1)
+
+
+def _cell_title(text: str, x0: float, x1: float, y1: float) -> dict:
+    return dict(text=text, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                showarrow=False, font=dict(size=12))
+
+
 def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
-                norm: str = "per-map", alpha: float = 0.6, columns: int = 3):
+                norm: str = "per-map", alpha: float = 0.6, columns: int = 3, title: str | None = None):
     """Interactive maps on the feature grid, hover showing the weight; the query cell is outlined.
 
     Colours are drawn as an image through the same matplotlib colormap as every other figure (hosts such
     as Streamlit restyle heatmap colorscales); an invisible heatmap on top carries the hover values.
-    The layout is written out directly: `make_subplots` and per-cell updates cost ~0.3 s for a 3×4 grid,
-    which a click would pay every time.
     """
     import plotly.graph_objects as go
 
     n = max(1, len(panels))
-    cols = min(columns, n)
-    rows = math.ceil(n / cols)
-    gap_x, gap_y = 0.03, 0.08 / rows
+    rows = math.ceil(n / min(columns, n))
     vmax = shared_vmax(panels)
     data, layout, notes, shapes = [], {}, [], []
+    hidden = dict(showticklabels=False, showgrid=False, zeroline=False)
     for i, p in enumerate(panels):
-        r, c = divmod(i, cols)
-        ax = "" if i == 0 else str(i + 1)
-        x0, x1 = c / cols + gap_x / 2, (c + 1) / cols - gap_x / 2
-        y0, y1 = 1 - (r + 1) / rows + gap_y / 2, 1 - r / rows - gap_y
-        layout[f"xaxis{ax}"] = dict(domain=[x0, x1], anchor=f"y{ax}", showticklabels=False, showgrid=False, zeroline=False)
-        layout[f"yaxis{ax}"] = dict(domain=[y0, y1], anchor=f"x{ax}", autorange="reversed", scaleanchor=f"x{ax}",
-                                    showticklabels=False, showgrid=False, zeroline=False)
+        ax, xaxis, yaxis, (x0, x1, y1) = _cell_axes(i, n, columns)
+        layout[f"xaxis{ax}"] = {**xaxis, **hidden}
+        layout[f"yaxis{ax}"] = {**yaxis, **hidden, "autorange": "reversed", "scaleanchor": f"x{ax}"}
         data.append(dict(type="image", z=colormap(scale(p.grid_map, norm, vmax), cmap), hoverinfo="skip",
                          xaxis=f"x{ax}", yaxis=f"y{ax}"))
         data.append(dict(type="heatmap", z=p.grid_map, opacity=0, showscale=False, xaxis=f"x{ax}", yaxis=f"y{ax}",
@@ -76,9 +92,39 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
         gy, gx = p.cell
         shapes.append(dict(type="rect", x0=gx - 0.5, x1=gx + 0.5, y0=gy - 0.5, y1=gy + 0.5, xref=f"x{ax}",
                            yref=f"y{ax}", line=dict(color="cyan", width=2)))
-        notes.append(dict(text=(titles[i] if titles else p.title), x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12)))
-    layout.update(shapes=shapes, annotations=notes, height=300 * rows + 40, margin=dict(l=5, r=5, t=40, b=5))
+        notes.append(_cell_title(titles[i] if titles else p.title, x0, x1, y1))
+    top = 40 + (30 if title else 0)
+    layout.update(shapes=shapes, annotations=notes, height=300 * rows + top, margin=dict(l=5, r=5, t=top, b=5))
+    if title:
+        layout["title"] = dict(text=title, x=0.01, font=dict(size=14))
+    return go.Figure(data=data, layout=layout)
+
+
+def histogram_bars(values: np.ndarray, bins: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres and counts: a histogram sent to the browser as 50 bars instead of every value."""
+    counts, edges = np.histogram(np.asarray(values, dtype=np.float64).ravel(), bins=bins)
+    return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def plotly_bar_charts(charts: list[dict], columns: int = 3, row_height: int = 260):
+    """Several small bar charts as one plotly figure: one browser render per click instead of one per chart.
+
+    Each chart is a dict with "title", "x", "y" and optionally "hover" (a hover template for its bars)."""
+    import plotly.graph_objects as go
+
+    n = max(1, len(charts))
+    rows = math.ceil(n / min(columns, n))
+    data, layout, notes = [], {}, []
+    for i, chart in enumerate(charts):
+        ax, xaxis, yaxis, (x0, x1, y1) = _cell_axes(i, n, columns)
+        layout[f"xaxis{ax}"] = {**xaxis, "automargin": True, "tickfont": dict(size=9)}
+        layout[f"yaxis{ax}"] = {**yaxis, "tickfont": dict(size=9)}
+        x = [str(v) for v in chart["x"]] if isinstance(chart["x"][0], str) else np.asarray(chart["x"]).tolist()
+        data.append(dict(type="bar", x=x, y=np.asarray(chart["y"]).tolist(), xaxis=f"x{ax}", yaxis=f"y{ax}",
+                         name=chart["title"], showlegend=False,
+                         hovertemplate=chart.get("hover", "%{x}: %{y:.4g}") + "<extra></extra>"))
+        notes.append(_cell_title(chart["title"], x0, x1, y1))
+    layout.update(annotations=notes, height=row_height * rows + 60, margin=dict(l=5, r=5, t=30, b=5), bargap=0.05)
     return go.Figure(data=data, layout=layout)
 
 
