@@ -5,6 +5,7 @@ import hashlib
 
 import numpy as np
 import streamlit as st
+import streamlit.components.v1 as components
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
@@ -14,7 +15,8 @@ from vizattn.data import CLASSES, PALETTE
 from vizattn.explore import check_pixel, panels, run_model
 from vizattn.export import ImageSource, compare_files, compare_panels, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
-from vizattn.viz.figures import histogram_bars, plotly_bar_charts, plotly_grid
+from vizattn.viz.figures import histogram_bars, plotly_bar_charts
+from vizattn.viz.panel_grid import FRONTEND, data_uri, grid_args
 from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, label_overlay
 from vizattn.zoo import available, load
 
@@ -22,6 +24,8 @@ SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes:
 DEFAULT_MODEL = "criss_cross"
 CMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "gray")
 CLICK_KEY = "image_click"
+GRID_KEYS = ("attn_grid", "compare_grid")  # the panel grids: a click on a panel moves the query too
+panel_grid = components.declare_component("vizattn_panel_grid", path=str(FRONTEND))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading model…")
@@ -43,6 +47,18 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
 @st.cache_data(max_entries=16, show_spinner=False)
 def scene(spec: str, size: int) -> ImageSource:
     return image_source(spec, size)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def photo_uri(image_key: str, _image: np.ndarray) -> str:
+    """The photo under every panel, encoded once per image (keyed by content hash, never the array)."""
+    return data_uri(_image, "JPEG", quality=90)
+
+
+def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
+    image_key = digest(src.image.tobytes()) + str(src.image.shape)
+    panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
+                           base=photo_uri(image_key, src.image)), key=key, default=None)
 
 
 def digest(data: bytes) -> str:
@@ -117,11 +133,16 @@ def current_pixel(shape) -> tuple[int, int]:
     if "pixel" not in st.session_state or st.session_state.get("pixel_shape") != (h, w):
         st.session_state["pixel"] = (h // 2, w // 2)
         st.session_state["pixel_shape"] = (h, w)
-    click = st.session_state.get(CLICK_KEY)
-    if click and click != st.session_state.get("handled_click"):
-        st.session_state["handled_click"] = click
-        disp_w, disp_h = click.get("width") or w, click.get("height") or h
-        y, x = int(click["y"] * h / disp_h), int(click["x"] * w / disp_w)
+    for key in (CLICK_KEY, *GRID_KEYS):
+        click = st.session_state.get(key)
+        if not click or click == st.session_state.get(f"handled_{key}"):
+            continue
+        st.session_state[f"handled_{key}"] = click
+        if key == CLICK_KEY:  # displayed pixels of the clickable image
+            disp_w, disp_h = click.get("width") or w, click.get("height") or h
+            y, x = int(click["y"] * h / disp_h), int(click["x"] * w / disp_w)
+        else:  # image pixels of a panel
+            y, x = int(click["y"]), int(click["x"])
         try:
             st.session_state["pixel"] = check_pixel(y, x, (h, w))
         except VizattnError as err:
@@ -182,7 +203,8 @@ def explore(model_key, model_label, model, src, opts):
         st.subheader("Click a pixel")
         shown = (heat_overlay(src.image, first.image_map, opts["alpha"], opts["cmap"], opts["norm"],
                               pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, PALETTE))
-        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width=min(640, shown.shape[1] * 2))
+        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width=min(640, shown.shape[1] * 2),
+                                    image_format="JPEG", jpeg_quality=90)
         query_controls(fw.shape)
         cls = CLASSES[fw.prediction[y, x]]
         gt = f" · truth **{CLASSES[src.labels[y, x]]}**" if src.labels is not None else ""
@@ -212,9 +234,8 @@ def explore(model_key, model_label, model, src, opts):
 def attention_view(model_label, src, chosen, pixel, opts):
     if not chosen:
         return
-    st.plotly_chart(plotly_grid(src.image, chosen, cmap=opts["cmap"], norm=opts["norm"],
-                                title=f"{model_label} at pixel {pixel}"),
-                    width="stretch", key="attn_grid", theme=None)
+    show_grid(src, chosen, None, opts, 3, f"{model_label} at pixel {pixel}", "attn_grid")
+    st.caption("Hover a panel for the weight; click a panel to move the query there.")
     for note in dict.fromkeys(p.note for p in chosen if p.note):
         st.caption(note)
     st.markdown(f"<div id='panel-state'>panels for {pixel}</div>", unsafe_allow_html=True)
@@ -240,9 +261,7 @@ def compare_view(src, pixel, opts):
     if not picked:
         return
     chosen, titles = compare_panels(compare_forwards(src, picked), pixel, None)
-    st.plotly_chart(plotly_grid(src.image, chosen, titles, cmap=opts["cmap"], norm=opts["norm"], columns=4,
-                                title=f"{len(picked)} models at pixel {pixel}"),
-                    width="stretch", key="compare_grid", theme=None)
+    show_grid(src, chosen, titles, opts, 4, f"{len(picked)} models at pixel {pixel}", "compare_grid")
     st.markdown(f"<div id='compare-state'>compare for {pixel} over {len(picked)} models</div>", unsafe_allow_html=True)
 
 

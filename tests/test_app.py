@@ -54,6 +54,14 @@ def test_injected_click_moves_the_query_and_updates_the_panels():
     assert any("panels for (30, 60)" in m.value for m in at.markdown)
 
 
+def test_a_click_on_a_panel_moves_the_query_there():
+    at = fresh()
+    at.session_state["attn_grid"] = {"y": 40, "x": 300, "panel": 1, "t": 1}  # image pixels, as the grid sends them
+    at.run()
+    assert not at.exception
+    assert "Query pixel **(40, 300)**" in query_line(at) and "panels for (40, 300)" in markdown_text(at)
+
+
 def test_number_inputs_move_the_query_precisely():
     at = fresh()
     at.number_input(key="qy_192_192").set_value(10).run()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker, wait_idle
+from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_grid, wait_idle
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
@@ -29,11 +29,29 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         assert after != before and after.startswith("panels for (")
         y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
         assert abs(y - 0.75 * 384) <= 3 and abs(x - 0.85 * 384) <= 3
-        shot = os.environ.get("VIZATTN_SCREENSHOT")
         wait_idle(page)
-        page.get_by_role("tab", name="Attention").scroll_into_view_if_needed()
-        page.wait_for_timeout(1000)  # let plotly finish drawing the panels
+        wait_grid(page, f"criss_cross at pixel ({y}, {x})")  # the panels show the new pixel's maps
+
+        # hovering a panel shows the weight under the mouse
+        grid = panel_grid(page)
+        stage = grid.locator(".stage").nth(2)  # effective map
+        stage.scroll_into_view_if_needed()
+        box = stage.bounding_box()
+        stage.hover(position={"x": box["width"] * 0.5, "y": box["height"] * 0.25})
+        tip = grid.locator("#tip")
+        tip.wait_for(state="visible", timeout=10_000)
+        assert "head.context · effective" in tip.inner_text() and "weight " in tip.inner_text()
+        shot = os.environ.get("VIZATTN_SCREENSHOT")
         page.screenshot(path=shot or str(tmp_path / "after_click.png"), full_page=True)
+
+        # a click on a panel moves the query to that pixel
+        stage.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
+        deadline = time.time() + 60
+        while marker(page) == after and time.time() < deadline:
+            time.sleep(0.2)
+        y2, x2 = (int(v) for v in marker(page)[len("panels for ("):-1].split(","))
+        assert abs(y2 - 0.5 * 384) <= 3 and abs(x2 - 0.25 * 384) <= 3
+        wait_idle(page)
 
         page.get_by_role("tab", name="Export").click()
         page.get_by_role("button", name="Prepare exports: current panels").click()

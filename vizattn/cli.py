@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--queries", type=int, default=10)
     bc.add_argument("--device", default="cpu")
     bc.set_defaults(func=_bench_capture)
-    ba = bench.add_parser("app", help="click → updated comparison grid in a real browser (needs chromium)")
+    ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
+                                      "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ba.add_argument("--clicks", type=int, default=6)
+    ba.add_argument("--clicks", type=int, default=10)
     ba.set_defaults(func=_bench_app)
 
     da = sub.add_parser("data", help="class statistics and the share of pixels whose cue lies beyond the receptive field")

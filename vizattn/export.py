@@ -60,7 +60,9 @@ def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict
     fig = matplotlib_grid(image, chosen, titles)
     for fmt in FORMATS:
         files[f"{stem}.{fmt}"] = figure_bytes(fig, fmt)
-    files[f"{stem}.html"] = plotly_grid(image, chosen, titles).to_html(include_plotlyjs=True, full_html=True).encode()
+    title = f"{meta['image']} · pixel {tuple(chosen[0].pixel)}"
+    files[f"{stem}.html"] = plotly_grid(image, chosen, titles, title=title).to_html(include_plotlyjs=True,
+                                                                                  full_html=True).encode()
     files[f"{stem}.npz"] = maps_npz(chosen, meta)
     files[f"{stem}.json"] = json.dumps(meta, indent=2).encode()
     return files

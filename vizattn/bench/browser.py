@@ -92,9 +92,12 @@ def open_tab(page, name: str) -> None:
     wait_idle(page)
 
 
-def wait_plot_title(page, text: str, timeout_ms: int = 120_000) -> None:
-    """Until a plotly figure on the page has drawn a title containing `text` (plotly writes the title's SVG
-    text in the same draw as its traces, so this is the moment the new figure is on screen)."""
-    page.wait_for_function(
-        "t => [...document.querySelectorAll('.js-plotly-plot .gtitle')].some(e => e.textContent.includes(t))",
-        arg=text, timeout=timeout_ms, polling="raf")
+def panel_grid(page):
+    """The first panel grid (the app's own component) on the page, as a frame locator."""
+    return page.frame_locator("iframe[title*='vizattn_panel_grid']").first
+
+
+def wait_grid(page, title_end: str, timeout_ms: int = 120_000) -> None:
+    """Until a panel grid has drawn the figure whose title ends with `title_end`: its images decoded and in
+    place (the grid marks its body with the title of what it shows only then)."""
+    panel_grid(page).locator(f"body[data-rendered$='{title_end}']").wait_for(state="attached", timeout=timeout_ms)

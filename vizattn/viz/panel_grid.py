@@ -1,0 +1,55 @@
+"""The app's attention grid: what the browser needs to draw panels itself (`panel_grid_frontend/`).
+
+Plotly remounts a chart whenever its figure changes (Streamlit keys the element on the figure), so a
+click on a 9-panel grid paid for a fresh plot of every panel while the old one stayed on screen until
+the run ended. This grid stays mounted: per click it receives each panel's heatmap as a tiny RGBA PNG at
+feature-grid resolution (coloured and blended exactly as `heat_overlay`: opacity alpha·√v), its weights
+for hover, and the query cell; the photo underneath is sent once per image and reused.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vizattn.viz.figures import shared_vmax
+from vizattn.viz.overlay import colormap, scale
+
+FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
+
+
+def data_uri(image: np.ndarray, fmt: str = "PNG", **save) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, fmt, **save)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def heat_rgba(grid_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
+              vmax: float | None = None) -> np.ndarray:
+    """gh×gw×4 uint8: the colormapped map with opacity alpha·√v, so the browser's alpha blending over the
+    photo gives the same picture as `heat_overlay` (nearest upsampling, as `explore.to_image`)."""
+    v = scale(grid_map, norm, vmax)
+    a = np.round(255 * np.clip(alpha, 0, 1) * np.sqrt(v)).astype(np.uint8)
+    return np.dstack([colormap(v, cmap), a])
+
+
+def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
+              norm: str = "per-map", alpha: float = 0.6, columns: int = 3, title: str = "",
+              base: str | None = None) -> dict:
+    """JSON-ready arguments of the panel grid. `base` is the photo's data URI when the caller has it cached."""
+    vmax = shared_vmax(panels)
+    h, w = image.shape[:2]
+    pixel = panels[0].pixel if panels else (h // 2, w // 2)
+    return dict(
+        image=base or data_uri(image, "JPEG", quality=90),
+        shape=[h, w], pixel=[int(v) for v in pixel], columns=int(columns), title=title,
+        panels=[dict(title=titles[i] if titles else p.title,
+                     heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, vmax)),
+                     weights=base64.b64encode(np.ascontiguousarray(p.grid_map, "<f4").tobytes()).decode(),
+                     grid=[int(v) for v in p.grid_map.shape], cell=[int(v) for v in p.cell],
+                     box=[int(v) for v in p.cell_box])
+                for i, p in enumerate(panels)],
+    )
