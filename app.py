@@ -235,7 +235,7 @@ def attention_view(model_label, src, chosen, pixel, opts):
     if not chosen:
         return
     show_grid(src, chosen, None, opts, 3, f"{model_label} at pixel {pixel}", "attn_grid")
-    st.caption("Hover a panel for the weight; click a panel to move the query there.")
+    st.caption("Hover a panel for the weight; click a panel to move the query there, then arrow keys move it a cell.")
     for note in dict.fromkeys(p.note for p in chosen if p.note):
         st.caption(note)
     st.markdown(f"<div id='panel-state'>panels for {pixel}</div>", unsafe_allow_html=True)

@@ -53,6 +53,15 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         assert abs(y2 - 0.5 * 384) <= 3 and abs(x2 - 0.25 * 384) <= 3
         wait_idle(page)
 
+        # with the grid focused (it was just clicked), an arrow key moves the query one cell (8 px) right
+        wait_grid(page, f"at pixel ({y2}, {x2})")
+        before = marker(page)
+        page.keyboard.press("ArrowRight")
+        deadline = time.time() + 60
+        while marker(page) == before and time.time() < deadline:
+            time.sleep(0.2)
+        assert marker(page) == f"panels for ({y2}, {x2 + 8})"
+
         page.get_by_role("tab", name="Export").click()
         page.get_by_role("button", name="Prepare exports: current panels").click()
         button = page.get_by_role("button", name="PNG").first

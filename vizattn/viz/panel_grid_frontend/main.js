@@ -69,6 +69,19 @@ function click(f, e) {
   send("streamlit:setComponentValue", { value: { y: at.y, x: at.x, panel: f.index, t: Date.now() }, dataType: "json" });
 }
 
+// arrow keys on a focused grid move the query by one feature-grid cell of the first panel
+document.addEventListener("keydown", e => {
+  const step = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[e.key];
+  if (!step || !state || !state.panels.length) return;
+  e.preventDefault();
+  const [h, w] = state.shape, [gh, gw] = state.panels[0].grid;
+  const y = Math.min(h - 1, Math.max(0, state.pixel[0] + step[0] * Math.round(h / gh)));
+  const x = Math.min(w - 1, Math.max(0, state.pixel[1] + step[1] * Math.round(w / gw)));
+  if (y !== state.pixel[0] || x !== state.pixel[1]) {
+    send("streamlit:setComponentValue", { value: { y: y, x: x, panel: -1, t: Date.now() }, dataType: "json" });
+  }
+});
+
 function render(args) {
   state = args;
   const n = args.panels.length;
