@@ -16,7 +16,7 @@ from vizattn.explore import check_pixel, panels, run_model
 from vizattn.export import ImageSource, compare_files, compare_panels, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
-from vizattn.viz.panel_grid import FRONTEND, data_uri, grid_args
+from vizattn.viz.panel_grid import FRONTEND, grid_args, photo_uri
 from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, label_overlay
 from vizattn.zoo import available, load
 
@@ -50,15 +50,15 @@ def scene(spec: str, size: int) -> ImageSource:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def photo_uri(image_key: str, _image: np.ndarray) -> str:
+def cached_photo(image_key: str, _image: np.ndarray) -> str:
     """The photo under every panel, encoded once per image (keyed by content hash, never the array)."""
-    return data_uri(_image, "JPEG", quality=90)
+    return photo_uri(_image)
 
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
     image_key = digest(src.image.tobytes()) + str(src.image.shape)
     panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=photo_uri(image_key, src.image)), key=key, default=None)
+                           base=cached_photo(image_key, src.image)), key=key, default=None)
 
 
 def digest(data: bytes) -> str:

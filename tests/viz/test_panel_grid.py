@@ -8,7 +8,7 @@ from PIL import Image
 
 from vizattn.explore import Panel, cell_box, to_image
 from vizattn.viz.overlay import heat_overlay
-from vizattn.viz.panel_grid import FRONTEND, grid_args, heat_rgba
+from vizattn.viz.panel_grid import FRONTEND, grid_args, heat_rgba, photo_uri
 
 
 def decode_image(uri: str) -> np.ndarray:
@@ -65,6 +65,12 @@ def test_grid_args_carry_exact_weights_cells_and_the_shared_scale():
     peaks = [decode_image(p["heat"])[0, 0, 3] for p in args["panels"]]
     assert peaks[0] == 255 and peaks[1] == round(255 * np.sqrt(0.5))
     assert decode_image(args["image"]).shape == (40, 60, 3)
+
+
+def test_a_large_photo_is_shrunk_for_the_grid_keeping_its_aspect():
+    image = np.zeros((1000, 500, 3), np.uint8)
+    assert decode_image(photo_uri(image)).shape == (640, 320, 3)
+    assert decode_image(photo_uri(image[:300, :200])).shape == (300, 200, 3)  # small photos travel as they are
 
 
 def test_the_frontend_ships_with_the_package():

@@ -27,6 +27,14 @@ def data_uri(image: np.ndarray, fmt: str = "PNG", **save) -> str:
     return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def photo_uri(image: np.ndarray, max_side: int = 640) -> str:
+    """The photo under the panels as a JPEG data URI, shrunk to `max_side`: panels are drawn a few hundred
+    pixels wide, so a 1024-px upload need not travel at full size with every click."""
+    img = Image.fromarray(image)
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return data_uri(np.asarray(img), "JPEG", quality=90)
+
+
 def heat_rgba(grid_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
               vmax: float | None = None) -> np.ndarray:
     """gh×gw×4 uint8: the colormapped map with opacity alpha·√v, so the browser's alpha blending over the
@@ -44,7 +52,7 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
     h, w = image.shape[:2]
     pixel = panels[0].pixel if panels else (h // 2, w // 2)
     return dict(
-        image=base or data_uri(image, "JPEG", quality=90),
+        image=base or photo_uri(image),
         shape=[h, w], pixel=[int(v) for v in pixel], columns=int(columns), title=title,
         panels=[dict(title=titles[i] if titles else p.title,
                      heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, vmax)),
