@@ -56,13 +56,17 @@ def cached_photo(image_key: str, _image: np.ndarray) -> str:
 
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
-    image_key = digest(src.image.tobytes()) + str(src.image.shape)
     panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=cached_photo(image_key, src.image)), key=key, default=None)
+                           base=cached_photo(image_key(src), src.image)), key=key, default=None)
 
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def image_key(src) -> str:
+    """What the caches know an image by: a hash of its pixels and its shape."""
+    return digest(src.image.tobytes()) + str(src.image.shape)
 
 
 def pick_model():
@@ -188,9 +192,9 @@ def main():
 def explore(model_key, model_label, model, src, opts):
     """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
     section is computed and sent: the browser redraws what the person is looking at, nothing else."""
-    image_key = digest(src.image.tobytes()) + str(src.image.shape)
-    fw = forward_for(model_key, image_key, model, src.image)
-    st.session_state["forward_key"] = f"{model_key}|{image_key}"
+    key = image_key(src)
+    fw = forward_for(model_key, key, model, src.image)
+    st.session_state["forward_key"] = f"{model_key}|{key}"
     y, x = current_pixel(fw.shape)
 
     if not fw.records:
@@ -251,8 +255,8 @@ def picked_models() -> list[str]:
 
 
 def compare_forwards(src, picked) -> dict:
-    image_key = digest(src.image.tobytes()) + str(src.image.shape)
-    return {n: forward_for(n, image_key, bundled_model(n), src.image) for n in picked}
+    key = image_key(src)
+    return {n: forward_for(n, key, bundled_model(n), src.image) for n in picked}
 
 
 def compare_view(src, pixel, opts):
