@@ -26,6 +26,14 @@ def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
     return (colormaps[name](values)[..., :3] * 255).astype(np.uint8)
 
 
+def heat_layer(m: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
+               vmax: float | None = None, vmin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The heatmap's colours (uint8) and per-position opacity alpha·√v: what is blended over the photo,
+    here by `heat_overlay` and in the browser by the app's panel grid."""
+    v = scale(m, norm, vmax, vmin)
+    return colormap(v, cmap), alpha * np.sqrt(v)
+
+
 def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
                  norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
                  pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -34,10 +42,8 @@ def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, c
     The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
     photo visible instead of being darkened by the colormap's low end.
     """
-    v = scale(image_map, norm, vmax, vmin)
-    heat = colormap(v, cmap).astype(np.float64)
-    a = (alpha * np.sqrt(v))[..., None]
-    out = ((1 - a) * image.astype(np.float64) + a * heat).round().astype(np.uint8)
+    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin)
+    out = ((1 - a[..., None]) * image.astype(np.float64) + a[..., None] * heat).round().astype(np.uint8)
     if box is not None:
         outline(out, box, (0, 255, 255))
     if pixel is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vizattn.viz.figures import shared_vmax
-from vizattn.viz.overlay import colormap, scale
+from vizattn.viz.overlay import heat_layer
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
 
@@ -39,9 +39,8 @@ def heat_rgba(grid_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", n
               vmax: float | None = None) -> np.ndarray:
     """gh×gw×4 uint8: the colormapped map with opacity alpha·√v, so the browser's alpha blending over the
     photo gives the same picture as `heat_overlay` (nearest upsampling, as `explore.to_image`)."""
-    v = scale(grid_map, norm, vmax)
-    a = np.round(255 * np.clip(alpha, 0, 1) * np.sqrt(v)).astype(np.uint8)
-    return np.dstack([colormap(v, cmap), a])
+    heat, a = heat_layer(grid_map, np.clip(alpha, 0, 1), cmap, norm, vmax)
+    return np.dstack([heat, np.round(255 * a).astype(np.uint8)])
 
 
 def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
