@@ -16,14 +16,18 @@ def shared_vmax(panels) -> float:
     return max(float(p.grid_map.max()) for p in panels) if panels else 1.0
 
 
+def _grid_shape(n: int, columns: int) -> tuple[int, int]:
+    """(rows, columns) of a grid of n cells at most `columns` wide."""
+    cols = min(columns, max(1, n))
+    return math.ceil(max(1, n) / cols), cols
+
+
 def matplotlib_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
                     norm: str = "per-map", alpha: float = 0.6, columns: int = 4):
     """A grid of heat overlays, one per panel, each titled; returns a matplotlib Figure (Agg, no browser)."""
     from matplotlib.figure import Figure
 
-    n = max(1, len(panels))
-    cols = min(columns, n)
-    rows = math.ceil(n / cols)
+    rows, cols = _grid_shape(len(panels), columns)
     h, w = image.shape[:2]
     fig = Figure(figsize=(3.2 * cols, 3.2 * rows * h / w + 0.5), dpi=120)
     vmax = shared_vmax(panels)
@@ -44,19 +48,17 @@ def figure_bytes(fig, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _cell_axes(i: int, n: int, columns: int, top: float = 0.0) -> tuple[str, dict, dict, tuple[float, float, float]]:
+def _cell_axes(i: int, n: int, columns: int) -> tuple[str, dict, dict, tuple[float, float, float]]:
     """Axis suffix, x and y axis layouts and (x0, x1, y1) of cell i in a hand-written grid of subplots.
 
     Plotly figures are laid out directly: `make_subplots` and per-cell updates cost ~0.3 s for a 3×4 grid,
     which a click would pay every time."""
-    cols = min(columns, max(1, n))
-    rows = math.ceil(max(1, n) / cols)
+    rows, cols = _grid_shape(n, columns)
     r, c = divmod(i, cols)
     gap_x, gap_y = 0.03, 0.08 / rows
-    span = 1.0 - top
     ax = "" if i == 0 else str(i + 1)
     x0, x1 = c / cols + gap_x / 2, (c + 1) / cols - gap_x / 2
-    y0, y1 = span * (1 - (r + 1) / rows) + gap_y / 2, span * (1 - r / rows) - gap_y
+    y0, y1 = 1 - (r + 1) / rows + gap_y / 2, 1 - r / rows - gap_y
     xaxis = dict(domain=[x0, x1], anchor=f"y{ax}")
     yaxis = dict(domain=[y0, y1], anchor=f"x{ax}")
     return ax, xaxis, yaxis, (x0, x1, y1)
@@ -76,8 +78,8 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
     """
     import plotly.graph_objects as go
 
-    n = max(1, len(panels))
-    rows = math.ceil(n / min(columns, n))
+    n = len(panels)
+    rows, _ = _grid_shape(n, columns)
     vmax = shared_vmax(panels)
     data, layout, notes, shapes = [], {}, [], []
     hidden = dict(showticklabels=False, showgrid=False, zeroline=False)
@@ -112,8 +114,8 @@ def plotly_bar_charts(charts: list[dict], columns: int = 3, row_height: int = 26
     Each chart is a dict with "title", "x", "y" and optionally "hover" (a hover template for its bars)."""
     import plotly.graph_objects as go
 
-    n = max(1, len(charts))
-    rows = math.ceil(n / min(columns, n))
+    n = len(charts)
+    rows, _ = _grid_shape(n, columns)
     data, layout, notes = [], {}, []
     for i, chart in enumerate(charts):
         ax, xaxis, yaxis, (x0, x1, y1) = _cell_axes(i, n, columns)
