@@ -1,8 +1,6 @@
 """vizattn — click a pixel, see where each attention module looked. A thin page over the vizattn library."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
@@ -13,7 +11,7 @@ from vizattn import VizattnError
 from vizattn.analysis.stats import panel_statistics
 from vizattn.data import CLASSES, PALETTE
 from vizattn.explore import check_pixel, panels, run_model
-from vizattn.export import ImageSource, compare_files, compare_panels, image_source, query_files, safe_name
+from vizattn.export import ImageSource, compare_files, compare_panels, digest, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
 from vizattn.viz.panel_grid import FRONTEND, grid_args, photo_uri
@@ -57,16 +55,7 @@ def cached_photo(image_key: str, _image: np.ndarray) -> str:
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
     panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=cached_photo(image_key(src), src.image)), key=key, default=None)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def image_key(src) -> str:
-    """What the caches know an image by: a hash of its pixels and its shape."""
-    return digest(src.image.tobytes()) + str(src.image.shape)
+                           base=cached_photo(src.key, src.image)), key=key, default=None)
 
 
 def pick_model():
@@ -192,9 +181,8 @@ def main():
 def explore(model_key, model_label, model, src, opts):
     """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
     section is computed and sent: the browser redraws what the person is looking at, nothing else."""
-    key = image_key(src)
-    fw = forward_for(model_key, key, model, src.image)
-    st.session_state["forward_key"] = f"{model_key}|{key}"
+    fw = forward_for(model_key, src.key, model, src.image)
+    st.session_state["forward_key"] = f"{model_key}|{src.key}"
     y, x = current_pixel(fw.shape)
 
     if not fw.records:
@@ -255,8 +243,7 @@ def picked_models() -> list[str]:
 
 
 def compare_forwards(src, picked) -> dict:
-    key = image_key(src)
-    return {n: forward_for(n, key, bundled_model(n), src.image) for n in picked}
+    return {n: forward_for(n, src.key, bundled_model(n), src.image) for n in picked}
 
 
 def compare_view(src, pixel, opts):

@@ -3,9 +3,11 @@ figure as HTML, the raw maps as NPZ and the metadata as JSON. The app's download
 `vizattn query` / `vizattn compare` commands both take their bytes from here."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,22 @@ from vizattn.viz.figures import FORMATS, figure_bytes, maps_npz, matplotlib_grid
 DEFAULT_SCENE_SIZE = 384
 
 
+def digest(data: bytes) -> str:
+    """A short content hash: what caches know images and uploaded checkpoints by."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 @dataclass
 class ImageSource:
     image: np.ndarray
     name: str  # short, file-name safe
     labels: np.ndarray | None = None  # ground truth, for generated scenes
     instances: np.ndarray | None = None
+
+    @cached_property
+    def key(self) -> str:
+        """What caches know the image by: a hash of its pixels and its shape, computed once per source."""
+        return digest(self.image.tobytes()) + str(self.image.shape)
 
 
 def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
