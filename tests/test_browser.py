@@ -1,13 +1,13 @@
 """End to end in a real browser: open the app, click a pixel, see the panels change, export a PNG."""
 import io
 import os
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from vizattn.bench.browser import CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_grid, wait_idle
+from vizattn.bench.browser import (CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_change,
+                                   wait_grid, wait_idle)
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
@@ -22,10 +22,7 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         before = marker(page)
         assert before == "panels for (192, 192)"
         click_image(page, 0.85, 0.75)  # open road, far from the cars
-        deadline = time.time() + 60
-        while marker(page) == before and time.time() < deadline:
-            time.sleep(0.2)
-        after = marker(page)
+        after = wait_change(page, "panel-state", before)
         assert after != before and after.startswith("panels for (")
         y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
         assert abs(y - 0.75 * 384) <= 3 and abs(x - 0.85 * 384) <= 3
@@ -46,10 +43,8 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
 
         # a click on a panel moves the query to that pixel
         stage.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
-        deadline = time.time() + 60
-        while marker(page) == after and time.time() < deadline:
-            time.sleep(0.2)
-        y2, x2 = (int(v) for v in marker(page)[len("panels for ("):-1].split(","))
+        moved = wait_change(page, "panel-state", after)
+        y2, x2 = (int(v) for v in moved[len("panels for ("):-1].split(","))
         assert abs(y2 - 0.5 * 384) <= 3 and abs(x2 - 0.25 * 384) <= 3
         wait_idle(page)
 
@@ -57,10 +52,7 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         wait_grid(page, f"at pixel ({y2}, {x2})")
         before = marker(page)
         page.keyboard.press("ArrowRight")
-        deadline = time.time() + 60
-        while marker(page) == before and time.time() < deadline:
-            time.sleep(0.2)
-        assert marker(page) == f"panels for ({y2}, {x2 + 8})"
+        assert wait_change(page, "panel-state", before) == f"panels for ({y2}, {x2 + 8})"
 
         page.get_by_role("tab", name="Export").click()
         page.get_by_role("button", name="Prepare exports: current panels").click()

@@ -8,21 +8,11 @@ from __future__ import annotations
 import statistics
 import time
 
-from vizattn.bench.browser import (app_server, browser_page, click_image, marker, open_tab, panel_grid, wait_grid,
-                                   wait_idle)
+from vizattn.bench.browser import (app_server, browser_page, click_image, marker, open_tab, panel_grid, wait_change,
+                                   wait_grid, wait_idle)
 
 HEADER = ["scene size", "tab", "panels", "clicks", "median ms", "p90 ms", "min ms", "max ms", "page ready s"]
 TABS = {"Compare models": "compare-state", "Attention": "panel-state"}  # tab -> the marker it writes per pixel
-
-
-def _wait_change(page, element_id: str, before: str, timeout: float = 60.0) -> str:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        now = marker(page, element_id)
-        if now != before:
-            return now
-        time.sleep(0.01)
-    raise TimeoutError(f"#{element_id} did not change")
 
 
 def _pixel_text(marker_text: str) -> str:
@@ -38,7 +28,7 @@ def _click_times(page, tab: str, clicks: int) -> list[float]:
         fx, fy = 0.08 + 0.84 * i / max(1, clicks - 1), 0.88 - 0.76 * i / max(1, clicks - 1)  # a diagonal sweep
         t = time.perf_counter()
         click_image(page, fx, fy)
-        now = _wait_change(page, element, before)
+        now = wait_change(page, element, before)
         wait_grid(page, _pixel_text(now))
         times.append(time.perf_counter() - t)
         wait_idle(page)
@@ -59,7 +49,7 @@ def run(sizes=(256, 512), clicks: int = 10, tabs=tuple(TABS)) -> list[list]:
                 slider = page.get_by_role("group", name="Scene size (px)").get_by_role("slider")
                 slider.focus()
                 page.keyboard.press("ArrowLeft" if size < 384 else "ArrowRight")
-                _wait_change(page, "compare-state", marker(page, "compare-state"))
+                wait_change(page, "compare-state", marker(page, "compare-state"))
             wait_idle(page)
             ready = time.perf_counter() - t0
             for tab in tabs:

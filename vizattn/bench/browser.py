@@ -77,6 +77,17 @@ def marker(page, element_id: str = "panel-state") -> str:
     return page.locator(f"#{element_id}").inner_text(timeout=120_000)
 
 
+def wait_change(page, element_id: str, before: str, timeout: float = 60.0) -> str:
+    """Until the marker #element_id no longer reads `before`; returns what it reads now."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        now = marker(page, element_id)
+        if now != before:
+            return now
+        time.sleep(0.01)
+    raise TimeoutError(f"#{element_id} did not change")
+
+
 def click_image(page, fx: float, fy: float) -> None:
     """Click the clickable image at fractions (fx, fy) of its displayed size."""
     frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
