@@ -83,7 +83,9 @@ def pick_model():
     name = st.sidebar.selectbox("Bundled model", names, index=default, key="model_name")
     card = bundled_model(name).card
     ev = card.get("evaluation", {})
-    st.sidebar.caption(f"{card.get('module') or 'no attention (baseline)'} · held-out mIoU {ev.get('miou', 0):.3f}")
+    options = ", ".join(f"{k}={v}" for k, v in card.get("module_options", {}).items())
+    module = card.get("module") or "no attention (baseline)"
+    st.sidebar.caption(f"{module}{f' ({options})' if options else ''} · held-out mIoU {ev.get('miou', 0):.3f}")
     st.session_state["last_model"] = (name, name, bundled_model(name))
     return st.session_state["last_model"]
 

@@ -58,6 +58,11 @@ class AttentionRecord:
     def _query_map(self, y: int, x: int, view: str, batch: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def outside_share(self, y: int, x: int, view: str | None = None, batch: int = 0) -> float:
+        """The share of the query's weight that landed outside the map (ISA's zero padding); 0 elsewhere."""
+        self._check(y, x, view, batch)
+        return 0.0
+
     def reconstruction(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """view -> (values, output), both B×C×h×w, with output[:, :, q] = Σ_p map_q[p] · values[:, :, p].
 

@@ -28,6 +28,16 @@ def _bench_capture(args) -> None:
     print(markdown_table(capture.HEADER, rows))
 
 
+def _bench_fidelity(args) -> None:
+    from vizattn.bench import fidelity
+    from vizattn.bench.measure import markdown_table
+
+    unknown = set(args.modules or ()) - set(fidelity.CASES)
+    if unknown:
+        raise VizattnError(f"No fidelity case {', '.join(sorted(unknown))}; choose from {', '.join(fidelity.CASES)}.")
+    print(markdown_table(fidelity.HEADER, fidelity.run(args.modules)))
+
+
 def _bench_app(args) -> None:
     from vizattn.bench import app
     from vizattn.bench.measure import markdown_table
@@ -154,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--queries", type=int, default=10)
     bc.add_argument("--device", default="cpu")
     bc.set_defaults(func=_bench_capture)
+    bf = bench.add_parser("fidelity", help="our modules against mmcv/mmseg and the official equations "
+                                           "(parameters copied, outputs and attention rows compared)")
+    bf.add_argument("--modules", nargs="*", help="only these cases")
+    bf.set_defaults(func=_bench_fidelity)
     ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
                                       "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])

@@ -50,6 +50,7 @@ class Panel:
     query_independent: bool
     distribution: bool
     note: str = ""
+    outside_share: float = 0.0  # weight that went to positions outside the image (ISA's zero padding)
 
     @property
     def title(self) -> str:
@@ -110,9 +111,13 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
         gy, gx = cell_of(y, x, forward.shape, rec.grid)
         for view in (views or {}).get(name) or rec.views():
             m = rec.query_map(gy, gx, view)
+            outside = rec.outside_share(gy, gx, view)
+            note = NOTES.get((rec.kind, view), NOTES.get(rec.kind, ""))
+            if outside > 5e-4:
+                note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to zero padding."]))
             out.append(Panel(
                 name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
-                view in rec.distribution_views, NOTES.get((rec.kind, view), NOTES.get(rec.kind, "")),
+                view in rec.distribution_views, note, outside,
             ))
     return out

@@ -83,7 +83,7 @@ def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict
 def panel_meta(p: Panel, model: str) -> dict:
     return {"model": model, "module": p.module, "kind": p.kind, "view": p.view, "pixel_yx": list(p.pixel),
             "cell_yx": list(p.cell), "grid": list(p.grid_map.shape), "query_independent": p.query_independent,
-            "sums_to_one": p.distribution, "note": p.note, "max_weight": float(p.grid_map.max())}
+            "sums_to_one": p.distribution, "padding_share": p.outside_share, "note": p.note, "max_weight": float(p.grid_map.max())}
 
 
 def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:

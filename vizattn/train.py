@@ -140,6 +140,7 @@ def _card(model: Segmenter, cfg: TrainConfig, wall: float, metrics: dict, backbo
         "name": head,
         "head": head,
         "module": HEADS[head][0],
+        "module_options": model.config.module_settings,
         "config": model.config.to_dict(),
         "classes": list(CLASSES),
         "palette": PALETTE.tolist(),

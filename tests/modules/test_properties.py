@@ -166,6 +166,11 @@ def test_dense_and_fused_attention_agree(name):
     torch.testing.assert_close(fused, dense, atol=1e-5, rtol=1e-5)
 
 
+# A shift added to every logit of a softmax row changes nothing: LESA's logit BN bias (kept because the official
+# module has it, so its checkpoints map one to one) can get no gradient there either.
+INERT = {"lesa": {"logit_norm.bias"}}
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_gradients_reach_every_parameter(name):
     m = wake(create_attention(name, 16)).train()
@@ -173,6 +178,9 @@ def test_gradients_reach_every_parameter(name):
     y = m(x)
     (y * torch.randn_like(y)).sum().backward()  # a random projection: a plain sum has zero gradient through BN
     for pname, p in m.named_parameters():
+        if pname in INERT.get(name, ()):
+            assert p.grad is None or p.grad.abs().max() < 1e-6, pname
+            continue
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
     assert x.grad.abs().sum() > 0
 

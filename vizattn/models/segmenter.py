@@ -21,8 +21,8 @@ HEADS: dict[str, tuple[str | None, dict]] = {
     "criss_cross": ("criss_cross", {"recurrence": 2}),
     "gc": ("gc", {}),
     "lesa": ("lesa", {"heads": 4}),  # 16-wide heads at 64 channels: 8 heads of 8 train 3× slower on a CPU
-    "psa_parallel": ("psa", {"mode": "parallel"}),
-    "psa_sequential": ("psa", {"mode": "sequential"}),
+    "psa_parallel": ("psa", {"mode": "parallel", "variant": "official"}),
+    "psa_sequential": ("psa", {"mode": "sequential", "variant": "official"}),
     "ann": ("ann", {}),
     "danet": ("danet", {}),
 }
@@ -45,6 +45,11 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def module_settings(self) -> dict:
+        """The context module's options as built: the head's defaults with this config's overrides."""
+        return {**HEADS[self.head][1], **self.module_options}
+
 
 class ANNContext(nn.Module):
     """ANN's pair: AFNB fuses the low-level feature into the high-level one, then APNB refines it."""
@@ -62,14 +67,14 @@ class Head(nn.Module):
     def __init__(self, cfg: ModelConfig, in_channels: int, low_channels: int):
         super().__init__()
         ch = cfg.head_channels
-        name, defaults = HEADS[cfg.head]
+        name = HEADS[cfg.head][0]
         self.reduce = conv_bn_relu(in_channels, ch, 3)
         if name == "ann":
             self.context = ANNContext(ch, low_channels)
         elif name is None:
             self.context = nn.Identity()
         else:
-            self.context = create_attention(name, ch, **{**defaults, **cfg.module_options})
+            self.context = create_attention(name, ch, **cfg.module_settings)
         self.project = conv_bn_relu(ch, ch, 3)
         self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(ch, cfg.num_classes, 1))
 

@@ -139,7 +139,8 @@ class AFNB(AttentionModule):
         low = low_channels or channels
         kc, vc = key_channels or max(1, channels // 2), value_channels or max(1, channels // 2)
         self.attention = _AnchorAttention(channels, kc, low, vc, False, sizes)
-        self.fuse = conv_bn_relu(2 * channels, channels)
+        # conv + BN with no ReLU, as mmseg's AFNB bottleneck (act_cfg=None) and the official conv_bn_dropout
+        self.fuse = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
         """x: the high-level feature; low: the low-level one (x itself when omitted)."""

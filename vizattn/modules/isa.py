@@ -25,11 +25,11 @@ _TO_SHORT = "b c (oh dh) (ow dw) -> (b oh ow) (dh dw) c"
 class GroupAttention(nn.Module):
     """Self-attention inside each group (the official SelfAttentionBlock2D): q/k two conv-BN-ReLU, v one conv."""
 
-    def __init__(self, channels: int, key_channels: int, value_channels: int):
+    def __init__(self, channels: int, key_channels: int, value_channels: int, value_bias: bool = True):
         super().__init__()
         self.query = nn.Sequential(conv_bn_relu(channels, key_channels), conv_bn_relu(key_channels, key_channels))
         self.key = nn.Sequential(conv_bn_relu(channels, key_channels), conv_bn_relu(key_channels, key_channels))
-        self.value = nn.Conv2d(channels, value_channels, 1)
+        self.value = nn.Conv2d(channels, value_channels, 1, bias=value_bias)
         self.out = conv_bn_relu(value_channels, channels)
         self.scale = inv_sqrt(key_channels)
 
@@ -47,10 +47,29 @@ class ISARecord(AttentionRecord):
     """Data: q/k of each step in group layout, values and outputs on the padded grid; config: group, pad."""
 
     query_independent_views = ()
-    distribution_views = ("long", "short", "effective")
 
     def views(self):
         return ("long", "short", "effective")
+
+    @property
+    def padded(self) -> bool:
+        return any(self.config["pad"])
+
+    @property
+    def distribution_views(self):
+        # on a padded grid part of every row lands on the zero padding (unmasked, as in the official code),
+        # so what is shown over the image sums to less than 1
+        return () if self.padded else self.views()
+
+    def outside_share(self, y, x, view=None, batch=0) -> float:
+        """The share of (y, x)'s weight that went to the zero padding around the grid."""
+        view = self._check(y, x, view, batch)
+        if not self.padded:
+            return 0.0
+        m = self._padded_map(int(y) + self.config["pad"][0], int(x) + self.config["pad"][2], view, int(batch))
+        t, _, l, _ = self.config["pad"]
+        inside = m[t : t + self.grid[0], l : l + self.grid[1]].sum()
+        return float((m.sum() - inside).clamp_min(0))
 
     def query_map(self, y, x, view=None, batch=0, padded: bool = False):
         """As the base, but `padded=True` returns the map over the zero-padded grid (where mass may also go)."""
@@ -104,13 +123,15 @@ class ISA(AttentionModule):
     kind = "isa"
 
     def __init__(self, channels: int, group: tuple[int, int] = (8, 8), key_channels: int | None = None,
-                 value_channels: int | None = None):
+                 value_channels: int | None = None, value_bias: bool = True):
+        """Defaults follow mmseg's ISAHead: values as wide as the input, value conv with a bias
+        (`value_bias=False` is openseg's ISA_Module)."""
         super().__init__()
         key_channels = key_channels or max(1, channels // 2)
-        value_channels = value_channels or max(1, channels // 2)
+        value_channels = value_channels or channels
         self.group = tuple(group)
-        self.long_range = GroupAttention(channels, key_channels, value_channels)
-        self.short_range = GroupAttention(channels, key_channels, value_channels)
+        self.long_range = GroupAttention(channels, key_channels, value_channels, value_bias)
+        self.short_range = GroupAttention(channels, key_channels, value_channels, value_bias)
         self.fuse = conv_bn_relu(2 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,4 +150,4 @@ class ISA(AttentionModule):
             {"group": self.group, "lattice": (oh, ow), "pad": pad, "scale_long": self.long_range.scale,
              "scale_short": self.short_range.scale},
         ))
-        return self.fuse(torch.cat([x, ctx], dim=1))
+        return self.fuse(torch.cat([ctx, x], dim=1))  # (context, input), as mmseg's out_conv
