@@ -66,9 +66,51 @@ def _read_safetensors(data: bytes, name: str):
     return state, meta
 
 
+def _harmless_globals() -> list:
+    """The only globals a checkpoint may name beyond tensors and containers: numpy scalars and dtypes, which
+    mmseg writes into `meta` (they rebuild a number, nothing else)."""
+    import importlib
+
+    allowed = [np.dtype] + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            scalar = importlib.import_module(module).scalar
+        except (ImportError, AttributeError):
+            continue
+        allowed += [scalar, (scalar, f"{module}.scalar")]
+    return allowed
+
+
+MAX_META_DEPTH, MAX_META_ITEMS = 12, 20_000
+
+
+def plain_meta(obj, name: str):
+    """Checkpoint metadata as plain JSON-able values (numpy scalars become numbers), bounded in depth and size."""
+    budget = [MAX_META_ITEMS]
+
+    def walk(v, depth):
+        budget[0] -= 1
+        if budget[0] < 0 or depth > MAX_META_DEPTH:
+            raise VizattnError(f"'{name}' carries metadata nested or sized beyond what vizattn reads; it was refused.")
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        if isinstance(v, float):
+            return v if np.isfinite(v) else None
+        if isinstance(v, dict):
+            return {str(k): walk(x, depth + 1) for k, x in v.items() if not isinstance(x, torch.Tensor)}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, depth + 1) for x in v]
+        return None  # dtypes and anything else a reader has no use for
+
+    return walk(obj, 0)
+
+
 def _read_torch(data: bytes, name: str):
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_harmless_globals()):
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise VizattnError(
             f"'{name}' holds Python objects that would run code when unpickled; it was refused and nothing in it "
@@ -81,7 +123,7 @@ def _read_torch(data: bytes, name: str):
         ) from None
     meta = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        meta = {k: v for k, v in obj.items() if k != "state_dict" and isinstance(v, (str, int, float, dict, list))}
+        meta = plain_meta({k: v for k, v in obj.items() if k not in ("state_dict", "optimizer")}, name)
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise VizattnError(f"'{name}' does not contain a state dict of tensors; save model.state_dict() instead.")

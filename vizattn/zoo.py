@@ -54,7 +54,12 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
         )
     state, meta = read_checkpoint(source, file_name)
     name = file_name or (Path(source).name if not isinstance(source, bytes) else "uploaded checkpoint")
-    config = _config(meta, card, head, name)
+    from vizattn.foreign.mmseg import from_checkpoint, is_mmseg_state
+
+    if is_mmseg_state(state) or (state and all(k.startswith("module.") for k in state)
+                                 and is_mmseg_state({k[7:]: v for k, v in state.items()})):
+        return from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
+    config = _config(meta, card, head, name, state)
     model = build_model(config)
     check_fits(model, state, name)
     model.load_state_dict(state, strict=True)
@@ -62,7 +67,7 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     return model.eval()
 
 
-def _config(meta: dict, card: dict, head: str | None, name: str) -> ModelConfig:
+def _config(meta: dict, card: dict, head: str | None, name: str, state: dict | None = None) -> ModelConfig:
     raw = meta.get("vizattn_config")
     try:
         if head is not None:
@@ -73,9 +78,23 @@ def _config(meta: dict, card: dict, head: str | None, name: str) -> ModelConfig:
             return ModelConfig(**card["config"])
     except (TypeError, json.JSONDecodeError):
         raise VizattnError(f"'{name}' carries a vizattn configuration this version cannot read; pick its head by hand.") from None
+    found = head_from_keys(state or {})
+    if found:
+        return ModelConfig(head=found)
     raise VizattnError(
-        f"'{name}' does not say which architecture it is; choose its head ({', '.join(HEADS)}) when loading it."
+        f"'{name}' does not say which architecture it is and its keys fit none of ours; choose its head "
+        f"({', '.join(HEADS)}) when loading it (--head in the CLI, the head chooser in the app)."
     )
+
+
+def head_from_keys(state: dict) -> str | None:
+    """The one head of ours whose parameter names and shapes a plain state dict matches exactly, if any."""
+    wanted = {k: tuple(v.shape) for k, v in state.items()}
+    for head in HEADS:
+        own = {k: tuple(v.shape) for k, v in build_model(ModelConfig(head)).state_dict().items()}
+        if own == wanted:
+            return head
+    return None
 
 
 def results_table(directory: Path = PRETRAINED) -> tuple[list[str], list[list]]:

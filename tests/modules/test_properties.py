@@ -17,31 +17,30 @@ def every_map(rec, view, batch=0):
 
 
 def test_registry_lists_every_module():
-    assert list_attention() == ["afnb", "apnb", "criss_cross", "danet", "gc", "isa", "lesa", "nonlocal", "psa"]
+    assert list_attention() == ["afnb", "apnb", "criss_cross", "danet", "gc", "isa", "lesa", "nonlocal", "psa", "psanet"]
 
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("size", SIZES)
 def test_shapes_and_maps_at_awkward_sizes(name, size):
     x = torch.randn(2, 16, *size)
-    _, y, rec = run(name, x)
+    m, y, rec = run(name, x)
     assert y.shape == x.shape and torch.isfinite(y).all()
-    assert rec.grid == size and rec.batch == 2
+    # PSANet attends on the feature map shrunk by 2, as mmseg's PSAHead does
+    assert rec.grid == (m._shrunk(*size)[:2] if name == "psanet" else size) and rec.batch == 2
     for view in rec.views():
-        m = rec.query_map(size[0] - 1, 0, view, batch=1)
-        assert m.shape == size and np.isfinite(m).all() and (m >= 0).all()
+        q = rec.query_map(rec.grid[0] - 1, 0, view, batch=1)
+        assert q.shape == rec.grid and np.isfinite(q).all() and (q >= 0).all()
 
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("size", SIZES)
 def test_distribution_maps_sum_to_one(name, size):
     _, _, rec = run(name, torch.randn(2, 16, *size))
+    h, w = rec.grid
     for view in rec.distribution_views:
-        for y, x in {(0, 0), (size[0] - 1, size[1] - 1), (size[0] // 2, size[1] // 3)}:
-            if name == "isa":  # ISA's zero padding takes part in attention, so the mass sums to 1 on the padded grid
-                total = rec.query_map(y, x, view, batch=1, padded=True).sum()
-            else:
-                total = rec.query_map(y, x, view, batch=1).sum()
+        for y, x in {(0, 0), (h - 1, w - 1), (h // 2, w // 3)}:
+            total = rec.query_map(y, x, view, batch=1).sum()
             assert total == pytest.approx(1.0, abs=1e-5), (view, y, x)
 
 
@@ -221,3 +220,27 @@ def test_fused_attention_never_builds_the_dense_affinity(name):
     assert fused.largest < n * n / 8
     if name in ("nonlocal", "lesa", "danet"):
         assert dense.largest >= n * n  # the papers' path really is the dense one
+
+
+def test_isa_reports_the_weight_that_went_to_padding():
+    """On a padded grid part of each row lands on the (unmasked) zero padding: the record says how much, and
+    no view claims to be a distribution over the image; without padding nothing is lost."""
+    _, _, rec = run("isa", torch.randn(1, 16, 45, 45))
+    assert rec.distribution_views == ()
+    for view in rec.views():
+        for y, x in [(0, 0), (44, 44), (20, 31)]:
+            shown, share = rec.query_map(y, x, view).sum(), rec.outside_share(y, x, view)
+            assert shown + share == pytest.approx(1.0, abs=1e-6)
+    assert rec.outside_share(0, 0, "effective") > 0.01  # a corner pixel's block is mostly padding
+    _, _, whole = run("isa", torch.randn(1, 16, 16, 16))
+    assert whole.distribution_views == whole.views() and whole.outside_share(3, 3, "effective") == 0.0
+
+
+def test_padding_share_reaches_the_panel_note():
+    from vizattn.explore import Forward, panels
+
+    _, _, rec = run("isa", torch.randn(1, 16, 45, 45))
+    fw = Forward(np.zeros((90, 90, 3), np.uint8), np.zeros((90, 90), np.uint8), {"isa": rec})
+    p = next(p for p in panels(fw, 0, 0) if p.view == "effective")
+    assert p.outside_share > 0.01 and not p.distribution
+    assert f"{p.outside_share:.1%} of this pixel's weight went to zero padding" in p.note

@@ -24,7 +24,7 @@ def test_reconstruction_covers_every_step():
     """Every attention step of every kind is checked, not just one (ISA both steps, CC every loop, LESA every head)."""
     expected = {"isa": {"long", "short"}, "criss_cross": {"loop1", "loop2"}, "lesa": {f"head{i}" for i in range(8)},
                 "nonlocal": {"attention"}, "danet": {"position"}, "gc": {"mask"}, "apnb": {"all"}, "afnb": {"all"},
-                "psa": {"channel_pool"}}
+                "psa": {"channel_pool"}, "psanet": {"collect", "distribute"}}
     assert set(expected) == set(ALL)
     for name, views in expected.items():
         _, _, rec = run(name, torch.randn(1, 16, 5, 6))

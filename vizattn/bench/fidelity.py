@@ -221,6 +221,73 @@ class _DualAttention(nn.Module):
         return self.pam(x) + self.cam(x) - x
 
 
+class NaivePSAMask(nn.Module):
+    """The PSAMask op written from its CPU kernel, one query position at a time (mmcv-lite lacks the compiled op):
+    for position p and every q inside p's window, collect puts p's mask value for offset q − p at [q, p],
+    distribute at [p, q]; everything outside the window stays 0."""
+
+    def __init__(self, kind: str, mask_size):
+        super().__init__()
+        self.kind, self.mask_size = kind, tuple(mask_size)
+
+    def forward(self, mask):
+        n, _, h, w = mask.shape
+        mh, mw = self.mask_size
+        hh, hw = (mh - 1) // 2, (mw - 1) // 2
+        src = mask.view(n, mh, mw, h, w)
+        out = mask.new_zeros(n, h, w, h, w)
+        for y in range(h):
+            for x in range(w):
+                i0, i1, j0, j1 = max(0, hh - y), min(mh, h + hh - y), max(0, hw - x), min(mw, w + hw - x)
+                window = src[:, i0:i1, j0:j1, y, x]
+                ys, xs = slice(i0 + y - hh, i1 + y - hh), slice(j0 + x - hw, j1 + x - hw)
+                if self.kind == "collect":
+                    out[:, ys, xs, y, x] = window
+                else:
+                    out[:, y, x, ys, xs] = window
+        return out.view(n, h * w, h, w)
+
+
+PSANET_MASK = (15, 15)
+
+
+def _build_psanet(mm, c):
+    from mmseg.models.decode_heads.psa_head import PSAHead
+
+    ref = PSAHead(mask_size=PSANET_MASK, psa_type="bi-direction", compact=False, shrink_factor=2,
+                  normalization_factor=1.0, psa_softmax=True, in_channels=c, channels=c // 2, num_classes=2,
+                  norm_cfg=_bn_cfg())
+    ref.psamask_collect, ref.psamask_distribute = NaivePSAMask("collect", PSANET_MASK), NaivePSAMask("distribute", PSANET_MASK)
+    ref.bottleneck, ref.conv_seg = _FirstHalf(c), nn.Identity()  # compare the attention part: up to proj + resize
+    table = {}
+    for ours, theirs in (("collect", ""), ("distribute", "_p")):
+        table.update(conv_bn(f"reduce.{ours}", f"reduce{theirs}"))
+        table.update(conv_bn(f"attention.{ours}.0", f"attention{theirs}.0"))
+        table.update(plain(f"attention.{ours}.1", f"attention{theirs}.1", bias=False))
+    table.update(conv_bn("proj", "proj"))
+    ours = create_attention("psanet", c, inner=c // 2, mask_size=PSANET_MASK)
+    return ref, ours, table
+
+
+class _FirstHalf(nn.Module):
+    """Stands in for PSAHead's bottleneck, which receives cat(identity, attention output): keeps the latter."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, t):
+        return t[:, self.c :]
+
+
+def _rows_psanet(logged, rec, b, y, x):
+    h, w = rec.grid
+    col, dis = logged  # B×N×h×w after PSAMask and softmax over dim 1
+    j = y * w + x
+    return [(rec.query_map(y, x, "collect", b), col[b, :, y, x].reshape(h, w).numpy()),
+            (rec.query_map(y, x, "distribute", b), dis[b, :, y, x].reshape(h, w).numpy())]
+
+
 def _build_danet(mm, c):
     table = {**plain("query", "pam.query_project"), **plain("key", "pam.key_project"),
              **plain("value", "pam.value_project"), "gamma_position": "pam.gamma.scale",
@@ -323,6 +390,8 @@ CASES = {
     "afnb": Case("afnb", "mmseg AFNB", _build_afnb, _rows_anchor,
                  forward_ref=lambda ref, x, low: ref(low, x), forward_ours=lambda m, x, low: m(x, low)),
     "danet": Case("danet", "mmseg PAM + CAM − x", _build_danet, _rows_danet),
+    "psanet": Case("psanet", "mmseg PSAHead (PSAMask from its kernel)", _build_psanet, _rows_psanet,
+                   forward_ref=lambda ref, x, low: ref([x])),
     "psa_parallel": Case("psa (parallel)", "official PSA_p equations", _build_equations("psa", mode="parallel"),
                          _rows_psa, needs_mmseg=False),
     "psa_sequential": Case("psa (sequential)", "official PSA_s equations", _build_equations("psa", mode="sequential"),

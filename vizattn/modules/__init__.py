@@ -13,10 +13,11 @@ from vizattn.modules.isa import ISA
 from vizattn.modules.lesa import LESA
 from vizattn.modules.non_local import NonLocal
 from vizattn.modules.psa import PolarizedSelfAttention
+from vizattn.modules.psanet import PSANet
 
 REGISTRY: dict[str, type[AttentionModule]] = {
     cls.kind: cls
-    for cls in (NonLocal, ISA, CrissCross, GlobalContext, LESA, PolarizedSelfAttention, APNB, AFNB, DANet)
+    for cls in (NonLocal, ISA, CrissCross, GlobalContext, LESA, PolarizedSelfAttention, APNB, AFNB, DANet, PSANet)
 }
 
 
