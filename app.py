@@ -9,7 +9,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from vizattn import VizattnError
 from vizattn.analysis.stats import panel_statistics
-from vizattn.data import CLASSES, PALETTE
+from vizattn.data import CLASSES as SCENE_CLASSES
 from vizattn.explore import check_pixel, panels, run_model
 from vizattn.export import ImageSource, compare_files, compare_panels, digest, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
@@ -32,14 +32,33 @@ def bundled_model(name: str):
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading checkpoint…")
-def uploaded_model(digest: str, _data: bytes, file_name: str):
-    return load(_data, file_name=file_name)
+def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+    return load(_data, file_name=file_name, head=head)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading checkpoint…")
+def path_model(path: str, mtime: float, head: str | None = None):
+    return load(path, head=head)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
 def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
-    """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array."""
-    return run_model(_model, _image)
+    """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array.
+    Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
+    bar = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(1, total), text=f"Running the model: {done} of {total} crops")
+
+    try:
+        return run_model(_model, _image, progress)
+    finally:
+        bar.empty()
+
+
+def loopback_only() -> bool:
+    """True while the server answers this machine only: only then may the page read paths on it."""
+    return str(st.get_option("server.address") or "") in ("127.0.0.1", "localhost", "::1")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -64,17 +83,39 @@ def pick_model():
     if not names:
         st.error("No bundled models in pretrained/: run `vizattn train --all` first.")
         st.stop()
-    source = st.sidebar.radio("Source", ["bundled", "upload a checkpoint"], horizontal=True, key="model_source")
-    if source == "upload a checkpoint":
-        up = st.sidebar.file_uploader("Checkpoint (.safetensors, .pt, .pth)", key="ckpt_upload")
-        if up is not None:
-            data = up.getvalue()
-            try:
-                model = uploaded_model(digest(data), data, up.name)
-                st.session_state["last_model"] = (f"upload-{digest(data)}", safe_name(up.name), model)
-            except VizattnError as err:
-                st.sidebar.error(str(err))
+    sources = ["bundled", "upload a checkpoint"] + (["a checkpoint path on this machine"] if loopback_only() else [])
+    source = st.sidebar.radio("Source", sources, horizontal=True, key="model_source")
+    if source != "bundled":
+        from vizattn.models.segmenter import HEADS
+
+        head = st.sidebar.selectbox("Head (plain state dicts of our architecture only)", ["from the keys", *HEADS],
+                                    key="ckpt_head", help="mmseg checkpoints and vizattn checkpoints say it themselves")
+        head = None if head == "from the keys" else head
+        try:
+            if source == "upload a checkpoint":
+                up = st.sidebar.file_uploader("Checkpoint: ours (.safetensors, .pt) or an mmseg .pth", key="ckpt_upload")
+                if up is not None:
+                    data = up.getvalue()
+                    model = uploaded_model(digest(data), data, up.name, head)
+                    st.session_state["last_model"] = (f"upload-{digest(data)}-{head}", safe_name(up.name), model)
+            else:
+                path = st.sidebar.text_input("Path of a checkpoint on the machine running this app", key="ckpt_path",
+                                             help="offered only while the server is bound to 127.0.0.1")
+                if path.strip():
+                    from pathlib import Path
+
+                    p = Path(path.strip()).expanduser()
+                    if not p.is_file():
+                        raise VizattnError(f"No checkpoint file at '{p}'; give the full path of a .pth or .safetensors file.")
+                    model = path_model(str(p), p.stat().st_mtime, head)
+                    st.session_state["last_model"] = (f"path-{p}-{p.stat().st_mtime}-{head}", safe_name(p.name), model)
+        except VizattnError as err:
+            st.sidebar.error(str(err))
         if "last_model" in st.session_state:
+            card = getattr(st.session_state["last_model"][2], "card", {}) or {}
+            if card.get("source") == "mmsegmentation":
+                st.sidebar.caption(f"mmseg {card['mmseg_head']} on {card['backbone']} · {len(card['classes'])} "
+                                   f"classes from {card['classes_from']}")
             return st.session_state["last_model"]
         st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
         names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
@@ -196,22 +237,25 @@ def explore(model_key, model_label, model, src, opts):
     with left:
         st.subheader("Click a pixel")
         shown = (heat_overlay(src.image, first.image_map, opts["alpha"], opts["cmap"], opts["norm"],
-                              pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, PALETTE))
+                              pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, fw.palette))
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width=min(640, shown.shape[1] * 2),
                                     image_format="JPEG", jpeg_quality=90)
         query_controls(fw.shape)
-        cls = CLASSES[fw.prediction[y, x]]
-        gt = f" · truth **{CLASSES[src.labels[y, x]]}**" if src.labels is not None else ""
+        cls = fw.classes[fw.prediction[y, x]]
+        gt = f" · truth **{fw.classes[src.labels[y, x]]}**" if src.labels is not None and fw.classes == list(SCENE_CLASSES) else ""
         st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
     with right:
         st.subheader("Prediction")
-        st.image(label_overlay(src.image, fw.prediction, PALETTE), width="stretch")
-        if src.labels is not None:
+        st.image(label_overlay(src.image, fw.prediction, fw.palette), width="stretch")
+        if src.labels is not None and fw.classes == list(SCENE_CLASSES):  # generated scenes carry our classes
             st.caption("Ground truth")
-            st.image(label_overlay(src.image, src.labels, PALETTE, 0.7), width="stretch")
+            st.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
+        present = np.unique(fw.prediction) if len(fw.classes) > 12 else range(len(fw.classes))
         st.markdown(" ".join(
-            f"<span style='background:rgb{tuple(int(v) for v in PALETTE[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {c}"
-            for i, c in enumerate(CLASSES)), unsafe_allow_html=True)
+            f"<span style='background:rgb{tuple(int(v) for v in fw.palette[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {fw.classes[i]}"
+            for i in present), unsafe_allow_html=True)
+        if len(fw.classes) > 12:
+            st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")
 
     tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
     views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),
@@ -261,12 +305,14 @@ def compare_view(src, pixel, opts):
 def statistics_view(chosen, src, fw):
     if not chosen:
         return
-    truth = src.labels if src.labels is not None else fw.prediction
-    rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances)} for p in chosen if p.distribution]
+    has_truth = src.labels is not None and fw.classes == list(SCENE_CLASSES)  # scene labels are in our classes
+    truth = src.labels if has_truth else fw.prediction
+    rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances if has_truth else None)}
+            for p in chosen if p.distribution]
     charts = []
     if rows:
         st.caption("Per view at the clicked pixel. Mass on own class uses "
-                   + ("ground truth" if src.labels is not None else "the prediction") + ".")
+                   + ("ground truth" if has_truth else "the prediction") + ".")
         charts += [dict(title=metric.replace("_", " "), x=[r["panel"] for r in rows], y=[r[metric] for r in rows])
                    for metric in ("entropy", "mean_distance_px", "mass_own_class")]
     for name, rec in fw.records.items():
@@ -320,6 +366,10 @@ def analysis_view(model, fw, src, pixel, chosen):
     from vizattn.viz.analysis_figures import attribution_figure, psa_figure
 
     if not fw.records:
+        return
+    if getattr(model, "card", {}).get("source") == "mmsegmentation":
+        st.info("The analyses run on vizattn's own models; for an mmseg checkpoint use the Attention, Statistics "
+                "and Export tabs, or `vizattn query` / `vizattn compare` on it.")
         return
     rows = image_analyses(st.session_state["forward_key"], fw)
     st.dataframe(rows, hide_index=True)

@@ -66,3 +66,42 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert Image.open(io.BytesIO(data)).size[0] > 100
+
+
+def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
+    """An mmseg CCNet checkpoint (mmseg's own config, narrowed, random weights) and a real photograph, both
+    uploaded in the browser: the page names the checkpoint's classes, and a click gives the criss-cross maps."""
+    import matplotlib.cbook
+
+    from tests.foreign.mmseg_models import build, checkpoint_bytes
+    from vizattn.foreign.mmseg import CITYSCAPES, CITYSCAPES_PALETTE
+
+    ref, cfg = build("cc", narrow=True)
+    ckpt = tmp_path / "ccnet_r50-d8_cityscapes.pth"
+    ckpt.write_bytes(checkpoint_bytes(ref, cfg, "1.x", CITYSCAPES, CITYSCAPES_PALETTE))
+    photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    with app_server() as url, browser_page(1400, 2000) as page:
+        page.goto(url)
+        wait_idle(page)
+        page.get_by_text("upload a checkpoint").click()
+        wait_idle(page)
+        page.locator("[data-testid='stFileUploader'] input[type=file]").first.set_input_files(str(ckpt))
+        page.get_by_text("mmseg CCHead on ResNetV1c-50-D8").wait_for(timeout=120_000)
+        page.get_by_text("upload", exact=True).click()
+        wait_idle(page)
+        page.locator("[data-testid='stFileUploader'] input[type=file]").nth(1).set_input_files(str(photo))
+        wait_grid(page, "at pixel (300, 256)", timeout_ms=240_000)  # 600×512 photo: the query starts at the centre
+        before = marker(page)
+        click_image(page, 0.3, 0.4)
+        after = wait_change(page, "panel-state", before, timeout=120)
+        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
+        assert abs(y - 0.4 * 600) <= 3 and abs(x - 0.3 * 512) <= 3
+        wait_idle(page)
+        wait_grid(page, f"at pixel ({y}, {x})")
+        assert any(c in page.inner_text("body") for c in CITYSCAPES)  # the legend names the checkpoint's classes
+        grid = panel_grid(page)
+        assert grid.locator(".stage").count() == 3  # loop 1, loop 2, effective
+        page.screenshot(path=str(tmp_path / "mmseg.png"), full_page=True)
+        shot = os.environ.get("VIZATTN_MMSEG_SCREENSHOT")
+        if shot:
+            page.screenshot(path=shot, full_page=True)

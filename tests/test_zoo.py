@@ -41,8 +41,12 @@ def test_torch_state_dict_loads_through_weights_only(tmp_path):
     loaded = load(tmp_path / "m.pt", head="criss_cross")
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
-    with pytest.raises(VizattnError, match="does not say which architecture"):
-        load(tmp_path / "m.pt")
+    assert load(tmp_path / "m.pt").config.head == "criss_cross"  # the keys and shapes say which head it is
+    state = model.state_dict()
+    state.pop("head.context.gamma")
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(VizattnError, match="fit none of ours; choose its head"):
+        load(tmp_path / "odd.pt")
     torch.save({"state_dict": model.state_dict(), "vizattn_config": model.config.to_dict()}, tmp_path / "c.pth")
     assert load(tmp_path / "c.pth").config.head == "criss_cross"
 

@@ -38,6 +38,27 @@ def _bench_fidelity(args) -> None:
     print(markdown_table(fidelity.HEADER, fidelity.run(args.modules)))
 
 
+def _bench_mmseg(args) -> None:
+    from vizattn.bench import mmseg
+    from vizattn.bench.measure import markdown_table
+
+    unknown = set(args.heads or ()) - set(mmseg.OPTIONS)
+    if unknown:
+        raise VizattnError(f"No mmseg head {', '.join(sorted(unknown))}; choose from {', '.join(mmseg.OPTIONS)}.")
+    sizes = [_size(s) for s in args.sizes]
+    print(markdown_table(mmseg.HEADER, mmseg.run(args.heads, sizes, args.repeats, args.device)))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        if h > 0 and w > 0:
+            return h, w
+    except ValueError:
+        pass
+    raise VizattnError(f"Sizes are HxW with two positive integers (e.g. 512x1024), not '{text}'.")
+
+
 def _bench_app(args) -> None:
     from vizattn.bench import app
     from vizattn.bench.measure import markdown_table
@@ -133,7 +154,7 @@ def _pixel(text: str) -> tuple[int, int]:
 def _query(args) -> None:
     from vizattn.export import export_query
 
-    for path in export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out)):
+    for path in export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out), args.head):
         print(path)
 
 
@@ -168,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(parameters copied, outputs and attention rows compared)")
     bf.add_argument("--modules", nargs="*", help="only these cases")
     bf.set_defaults(func=_bench_fidelity)
+    bmm = bench.add_parser("mmseg", help="forward time and peak memory of the mmseg R-50-D8 models vizattn opens")
+    bmm.add_argument("--heads", nargs="*", help="only these (nl isa cc gc ann da psa)")
+    bmm.add_argument("--sizes", nargs="+", default=["512x1024", "1024x2048"])
+    bmm.add_argument("--repeats", type=int, default=1)
+    bmm.add_argument("--device", default="cpu")
+    bmm.set_defaults(func=_bench_mmseg)
     ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
                                       "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -194,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_train)
 
     q = sub.add_parser("query", help="one model's attention for one pixel: PNG, SVG, PDF, HTML, NPZ, JSON")
-    q.add_argument("--model", required=True, help="bundled name or checkpoint path")
+    q.add_argument("--model", required=True, help="bundled name or checkpoint path (ours, or an mmseg .pth)")
+    q.add_argument("--head", help="the head of a plain state dict of our architecture, when its keys do not say")
     cp = sub.add_parser("compare", help="several models' attention for the same image and pixel, in one grid")
     cp.add_argument("--models", nargs="+", required=True)
     for p, view_help, func in ((q, "one view (e.g. effective); default: every view of every module", _query),

@@ -24,9 +24,13 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    """Class labels (H×W, uint8) for one H×W×3 uint8 RGB image."""
-    device = next(model.parameters()).device
-    return model(to_tensor(image).to(device)).argmax(1)[0].to("cpu", torch.uint8).numpy()
+    """Class labels (H×W; uint8 up to 256 classes, int32 beyond) for one H×W×3 uint8 RGB image, through the
+    model's own pipeline where it has one (an mmseg checkpoint's resize and normalisation)."""
+    from vizattn.explore import logits_for
+
+    model.eval()
+    logits = logits_for(model, image)
+    return logits.argmax(1)[0].to("cpu", torch.uint8 if logits.shape[1] <= 256 else torch.int32).numpy()
 
 
 def confusion(pred: np.ndarray, target: np.ndarray, k: int = len(CLASSES)) -> np.ndarray:

@@ -26,9 +26,17 @@ class Forward:
     """What one model computed for one image: the prediction and every attention record."""
 
     image: np.ndarray  # H×W×3 uint8
-    prediction: np.ndarray  # H×W uint8
+    prediction: np.ndarray  # H×W class indices (uint8 up to 256 classes, int32 beyond)
     records: dict[str, AttentionRecord]
     confidence: np.ndarray = field(repr=False, default=None)  # H×W max softmax probability
+    classes: list[str] = field(default=None)  # the model's class names (ours unless its card names others)
+    palette: np.ndarray = field(repr=False, default=None)  # K×3 uint8
+
+    def __post_init__(self):
+        if self.classes is None or self.palette is None:
+            from vizattn.data import CLASSES, PALETTE
+
+            self.classes, self.palette = list(CLASSES), np.asarray(PALETTE, np.uint8)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -57,16 +65,35 @@ class Panel:
         return f"{self.module} · {self.view}"
 
 
+def model_classes(model: torch.nn.Module) -> tuple[list[str], np.ndarray]:
+    """Class names and palette from the model's card (a foreign checkpoint's own), else ours."""
+    from vizattn.data import CLASSES, PALETTE
+
+    card = getattr(model, "card", None) or {}
+    if card.get("classes") and card.get("palette") and len(card["classes"]) == len(card["palette"]):
+        return list(card["classes"]), np.asarray(card["palette"], np.uint8)
+    return list(CLASSES), np.asarray(PALETTE, np.uint8)
+
+
+def logits_for(model: torch.nn.Module, image: np.ndarray, progress=None) -> torch.Tensor:
+    """1×K×H×W logits at the image's size: a foreign model's own pipeline (`segment`), else ours."""
+    if hasattr(model, "segment"):
+        return model.segment(image, progress)
+    return model(to_tensor(image).to(next(model.parameters()).device))
+
+
 @torch.no_grad()
-def run_model(model: torch.nn.Module, image: np.ndarray) -> Forward:
-    """The single forward pass with capture; every click afterwards only reads the records."""
+def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forward:
+    """The single forward pass with capture; every click afterwards only reads the records.
+    `progress(done, total)` is called as the forward advances (slide crops of large foreign models)."""
     model.eval()
-    device = next(model.parameters()).device
     with capture(model) as cap:
-        logits = model(to_tensor(image).to(device))
+        logits = logits_for(model, image, progress)
     probs = torch.softmax(logits[0], 0)
     conf, pred = probs.max(0)
-    return Forward(image, pred.to("cpu", torch.uint8).numpy(), dict(cap.records), conf.cpu().numpy())
+    classes, palette = model_classes(model)
+    labels = pred.to("cpu", torch.uint8 if len(classes) <= 256 else torch.int32).numpy()
+    return Forward(image, labels, dict(cap.records), conf.cpu().numpy(), classes, palette)
 
 
 def check_pixel(y: int, x: int, shape: tuple[int, int]) -> tuple[int, int]:

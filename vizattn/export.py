@@ -91,19 +91,18 @@ def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view
     if not chosen:
         raise VizattnError(f"No module of '{model_name}' has a view '{view}'; leave --view out to see every view.")
     meta = {"image": src.name, "image_shape": list(forward.shape), "panels": [panel_meta(p, model_name) for p in chosen],
-            "prediction_at_pixel": int(forward.prediction[pixel])}
+            "prediction_at_pixel": int(forward.prediction[pixel]),
+            "predicted_class": forward.classes[int(forward.prediction[pixel])]}
     return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"))
 
 
 def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str]]:
-    from vizattn.data import CLASSES
-
     chosen, titles = [], []
     for model, fw in forwards.items():
         # one view per module, all modules in one pass (a module not named in `views` would get all its views)
         for p in panels(fw, *pixel, views={m: [main_view(fw, m, view)] for m in fw.records}):
             chosen.append(p)
-            titles.append(f"{model} · {p.kind} · {p.view} · pred {CLASSES[fw.prediction[pixel]]}")
+            titles.append(f"{model} · {p.kind} · {p.view} · pred {fw.classes[fw.prediction[pixel]]}")
     return chosen, titles
 
 
@@ -125,11 +124,30 @@ def _write(files: dict[str, bytes], out: Path) -> list[Path]:
     return paths
 
 
-def export_query(model: str, image: str, pixel, view: str | None, out: Path) -> list[Path]:
+def forward_with_bar(model, image: np.ndarray, label: str) -> Forward:
+    """run_model with a tqdm bar that advances with the forward (slide crops of a large checkpoint)."""
+    from tqdm import tqdm
+
+    bars = []  # made on the first report: models that report nothing (ours take milliseconds) print nothing
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(desc=f"forward {label}", total=total, unit="step", leave=False))
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        return run_model(model, image, progress)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def export_query(model: str, image: str, pixel, view: str | None, out: Path, head: str | None = None) -> list[Path]:
     from vizattn.zoo import load
 
     src = image_source(image)
-    fw = run_model(load(model), src.image)
+    fw = forward_with_bar(load(model, head=head), src.image, Path(model).stem)
     return _write(query_files(Path(model).stem, fw, src, pixel, view), out)
 
 
@@ -137,5 +155,5 @@ def export_compare(models: list[str], image: str, pixel, view: str | None, out: 
     from vizattn.zoo import load
 
     src = image_source(image)
-    forwards = {Path(m).stem: run_model(load(m), src.image) for m in models}
+    forwards = {Path(m).stem: forward_with_bar(load(m), src.image, Path(m).stem) for m in models}
     return _write(compare_files(forwards, src, pixel, view), out)

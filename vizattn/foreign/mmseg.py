@@ -271,8 +271,15 @@ class MMSegModel(nn.Module):
         return total / count
 
     def segment(self, image: np.ndarray, progress=None) -> torch.Tensor:
-        """1×K×H×W logits at the image's own size, as mmseg predicts them."""
-        logits = self.infer(self.normalise(image), progress)
+        """1×K×H×W logits at the image's own size, as mmseg predicts them. In slide mode, while a capture is
+        running, one more whole-image forward follows the crops, so the records hold attention over the whole
+        image rather than over the last crop (the prediction is still the slide one)."""
+        from vizattn.capture import active_sessions
+
+        x = self.normalise(image)
+        logits = self.infer(x, progress)
+        if self.config.mode == "slide" and any(active_sessions(m) for m in self.head.modules()):
+            self(x)
         return F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=self.config.align_corners)
 
 
