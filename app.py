@@ -48,7 +48,7 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
     bar = st.empty()
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(1, total), text=f"Running the model: {done} of {total} crops")
+        bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
 
     try:
         return run_model(_model, _image, progress)

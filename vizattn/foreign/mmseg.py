@@ -213,8 +213,12 @@ class MMSegModel(nn.Module):
         self.head = MMSegHead(cfg, self.backbone.stage_channels)
         self.card: dict = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """`progress(done, 5)` after each backbone stage and the head (a forward takes tens of seconds on a CPU)."""
+        stages = self.backbone(x, (lambda i: progress(i, 5)) if progress else None)
+        logits = self.head(stages)
+        if progress:
+            progress(5, 5)
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=self.config.align_corners)
 
     def load_mmseg_state(self, state: dict[str, torch.Tensor], name: str) -> "MMSegModel":
@@ -250,10 +254,7 @@ class MMSegModel(nn.Module):
     def infer(self, x: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Logits for a normalised input, in the config's test mode (whole, or slide with its crop and stride)."""
         if self.config.mode != "slide":
-            out = self(x)
-            if progress:
-                progress(1, 1)
-            return out
+            return self(x, progress)
         (ch, cw), (sh, sw) = self.config.crop, self.config.stride
         b, _, h, w = x.shape
         rows, cols = max(h - ch + sh - 1, 0) // sh + 1, max(w - cw + sw - 1, 0) // sw + 1

@@ -62,10 +62,13 @@ class ResNetV1c(nn.Module):
             self.add_module(f"layer{i + 1}", nn.Sequential(*layer))
             self.stage_channels.append(cin)
 
-    def forward(self, x):
+    def forward(self, x, after_stage=None):
+        """The four stage outputs; `after_stage(i)` is called after stage i (1..4), for progress bars."""
         x = self.maxpool(self.stem(x))
         outs = []
         for i in range(4):
             x = getattr(self, f"layer{i + 1}")(x)
             outs.append(x)
+            if after_stage:
+                after_stage(i + 1)
         return outs
