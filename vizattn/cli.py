@@ -93,7 +93,8 @@ def _data(args) -> None:
 def _report(args) -> None:
     from vizattn.report import build_report
 
-    result = build_report(Path(args.out), args.scenes, args.models, progress=True)
+    result = build_report(Path(args.out), args.scenes, args.models, progress=True,
+                          images=Path(args.images) if args.images else None)
     print(f"wrote {len(result['figures'])} figures, report.json and report.md to {args.out} in {result['wall_time_s']} s")
 
 
@@ -233,10 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="vizattn-out")
         p.set_defaults(func=func)
 
-    rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models: figures, JSON, report.md")
+    rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models (or yours, on your images): "
+                                       "figures, JSON, report.md")
     rp.add_argument("--out", required=True)
-    rp.add_argument("--scenes", type=int, default=20)
-    rp.add_argument("--models", nargs="*", help="bundled model names (default: every attention model)")
+    rp.add_argument("--scenes", type=int, default=20, help="how many generated scenes (or images from --images)")
+    rp.add_argument("--models", nargs="*", help="bundled names or checkpoint paths (default: every bundled attention model)")
+    rp.add_argument("--images", help="a folder of images to analyse instead of generated scenes")
     rp.set_defaults(func=_report)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)

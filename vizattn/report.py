@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,8 +23,10 @@ from vizattn.analysis.maps import PAIRWISE, maps_at, module_io, sample_queries
 from vizattn.analysis.psa import psa_summary
 from vizattn.analysis.where import by_class, where_attention_goes
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
+from vizattn.errors import VizattnError
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
-from vizattn.explore import cell_centre, run_model, to_image
+from vizattn.explore import cell_centre, model_classes, run_model, to_image
+from vizattn.io import read_image
 from vizattn.viz import analysis_figures as figs
 from vizattn.zoo import PRETRAINED, available, load
 
@@ -53,18 +56,62 @@ def _bench_rows(path: Path) -> list[dict]:
     return rows
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Photo:
+    """An image from a folder: no ground truth, so analyses that need it use the model's prediction."""
+
+    image: np.ndarray
+    name: str
+    labels: None = None
+    instances: None = None
+
+
+def _load_model(name: str, directory: Path):
+    """A bundled name from `directory`, or a checkpoint path (ours or an mmseg one)."""
+    path = Path(name)
+    return load(str(path)) if path.suffix and path.is_file() else load(str(Path(directory) / f"{name}.safetensors"))
+
+
+def _ours(model) -> bool:
+    """Trained by vizattn on our scenes: the analyses that evaluate on generated scenes apply."""
+    return (getattr(model, "card", {}) or {}).get("source") != "mmsegmentation"
+
+
+def _images(folder: Path, count: int) -> list[Photo]:
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise VizattnError(f"No PNG/JPEG/BMP/TIFF/WebP images in '{folder}'; point --images at a folder of images.")
+    return [Photo(read_image(p), p.name) for p in files[:count]]
+
+
 def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, queries: int = 64,
                  progress: bool = True, directory: Path = PRETRAINED, size: int | None = None,
-                 bench_csv: Path = BENCH_CSV) -> dict:
+                 bench_csv: Path = BENCH_CSV, images: Path | None = None) -> dict:
+    """The analyses on the bundled models over generated scenes, or on any models (names or checkpoint paths,
+    mmseg ones included) over `scenes` images of a folder: there, class statistics use each model's own
+    classes and prediction, and the analyses that evaluate on our scenes (LESA ablation, CC loops,
+    attribution) run only for models trained on them."""
     t_start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    photos = _images(images, scenes) if images is not None else None  # a bad folder is said before any model loads
     names = models or [n for n in available(directory) if n != "fcn"]
-    loaded = {n: load(str(Path(directory) / f"{n}.safetensors")) for n in names}
+    loaded = {n: _load_model(n, directory) for n in names}
     size = size or (max(loaded[n].card.get("input_size", [384])[0] for n in names) if loaded else 384)
-    seeds = [REPORT_SEED + i for i in range(scenes)]
-    data = [generate_scene(s, (size, size)) for s in seeds]
-    result: dict = {"scenes": scenes, "seeds": [seeds[0], seeds[-1]], "size": size, "models": names}
+    if photos is not None:
+        data = photos
+        result: dict = {"scenes": len(data), "images": str(images), "size": None, "models": names}
+        own = {}  # only our models on our scenes get the evaluations below
+    else:
+        seeds = [REPORT_SEED + i for i in range(scenes)]
+        data = [generate_scene(s, (size, size)) for s in seeds]
+        result = {"scenes": scenes, "seeds": [seeds[0], seeds[-1]], "size": size, "models": names}
+        own = {n: m for n, m in loaded.items() if _ours(m)}
+    classes = {n: model_classes(m)[0] for n, m in loaded.items()}
     written: list[str] = []
 
     qi_acc = defaultdict(lambda: defaultdict(list))
@@ -96,7 +143,11 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
                 for k, v in cov.loop_coverage(rec, queries, seed=i).items():
                     cover_acc[k].append(v)
             if rec.kind in PAIRWISE:
-                where_rows[label] += where_attention_goes(rec, scene.labels, scene.instances, queries, seed=i)
+                truth = scene.labels is not None and name in own  # scene labels are in our classes
+                where_rows[label] += [
+                    {**row, "class_name": classes[name][row["class"]]} for row in where_attention_goes(
+                        rec, scene.labels if truth else fw.prediction, scene.instances if truth else None,
+                        queries, seed=i, image_shape=fw.shape)]
             if rec.kind == "psa" and i == 0:
                 psa[name] = psa_summary(rec)
 
@@ -105,7 +156,8 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     result["query_independence_paper"] = qi.PAPER
     _save(figs.query_independence_figure(result["query_independence"], qi.PAPER), out, "query_independence", written)
 
-    nl_name = "nonlocal" if "nonlocal" in first_forward else None
+    nl_name = "nonlocal" if "nonlocal" in first_forward else next(
+        (n for n, fw in first_forward.items() if any(r.kind == "nonlocal" for r in fw.records.values())), None)
     if nl_name:
         fw = first_forward[nl_name]
         rec = next(iter(fw.records.values()))
@@ -117,7 +169,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     result["unary_binary"] = {k: mean(v) for k, v in unary_acc.items()}
     result["unary_binary_paper"] = unary.PAPER
     eval_scenes = min(scenes, 20)
-    if "lesa" in loaded:
+    if "lesa" in own:
         with_u = evaluate(loaded["lesa"], eval_scenes, REPORT_SEED, (size, size), progress=False)
         with unary.without_unary(loaded["lesa"]):
             without_u = evaluate(loaded["lesa"], eval_scenes, REPORT_SEED, (size, size), progress=False)
@@ -127,7 +179,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     if result["unary_binary"]:
         _save(figs.shares_figure(result["unary_binary"]), out, "unary_binary", written)
 
-    if "criss_cross" in loaded:
+    if "criss_cross" in own:
         miou = {}
         for loops in (1, 2, 3):
             with cov.recurrence(loaded["criss_cross"], loops):
@@ -135,7 +187,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         result["criss_cross"] = {"coverage": mean(cover_acc), "miou_by_loops": miou, "paper": cov.PAPER}
         _save(figs.coverage_figure(result["criss_cross"]["coverage"], miou), out, "coverage", written)
 
-    if "isa" in first_forward and nl_name:
+    if "isa" in own and nl_name in own:
         isa_fw, nl_fw = first_forward["isa"], first_forward[nl_name]
         isa_rec, nl_rec = next(iter(isa_fw.records.values())), next(iter(nl_fw.records.values()))
         dists = defaultdict(list)
@@ -162,11 +214,14 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         result["psa"] = psa
         _save(figs.psa_figure(psa), out, "psa", written)
 
-    result["where"] = {m: by_class(rows, CLASSES) for m, rows in where_rows.items()}
+    result["where"] = {m: by_class(rows) for m, rows in where_rows.items()}
+    seen = list(dict.fromkeys(c for table in result["where"].values() for c in table))
+    order = [c for c in CLASSES if c in seen] + [c for c in seen if c not in CLASSES]
     for key in ("own_class", "distance_px"):
-        _save(figs.where_figure(result["where"], list(CLASSES), key), out, f"where_{key}", written)
+        if order:
+            _save(figs.where_figure(result["where"], order, key), out, f"where_{key}", written)
 
-    attr_model = "criss_cross" if "criss_cross" in loaded else (names[0] if names else None)
+    attr_model = "criss_cross" if "criss_cross" in own else next(iter(own), None)
     if attr_model and first_forward[attr_model].records:
         fw = first_forward[attr_model]
         mod, rec = next(iter(fw.records.items()))
@@ -194,9 +249,11 @@ def _f(v, d=3):
 
 def render_markdown(r: dict) -> str:
     amb = [c for pair in AMBIGUOUS_PAIRS for c in pair]
-    L = [f"# vizattn report: the papers' analyses on our models", "",
-         f"{r['scenes']} held-out generated scenes ({r['size']}×{r['size']}, seeds {r['seeds'][0]}..{r['seeds'][1]}), "
-         f"models: {', '.join(r['models'])}. Written by `vizattn report` in {r['wall_time_s']} s.", ""]
+    data = (f"{r['scenes']} images from {r['images']} (no ground truth: class statistics use each model's prediction)"
+            if r.get("images") else
+            f"{r['scenes']} held-out generated scenes ({r['size']}×{r['size']}, seeds {r['seeds'][0]}..{r['seeds'][1]})")
+    L = [f"# vizattn report: the papers' analyses on {'these' if r.get('images') else 'our'} models", "",
+         f"{data}, models: {', '.join(r['models'])}. Written by `vizattn report` in {r['wall_time_s']} s.", ""]
     L += ["## 1. Query-independence (GCNet)", "", "![](query_independence.png)", "", "![](query_maps.png)", "",
           "| | input | attention maps | output |", "|---|---|---|---|"]
     for k, v in r["query_independence_paper"].items():

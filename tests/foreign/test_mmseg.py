@@ -127,3 +127,43 @@ def test_segment_resizes_to_the_test_scale_and_back():
     with torch.no_grad():
         logits = model.segment(image)
     assert logits.shape == (1, 19, 90, 200) and torch.isfinite(logits).all()
+
+
+def test_report_runs_on_mmseg_checkpoints_over_an_image_folder(tmp_path):
+    """`vizattn report --models PATH --images DIR`: the analyses that apply, with the checkpoint's own classes."""
+    import json
+
+    import matplotlib.cbook
+    from PIL import Image
+
+    from vizattn.cli import main
+    from vizattn.data import generate_scene
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).resize((128, 150)).save(folder / "a.png")
+    Image.fromarray(generate_scene(5, (96, 128)).image).save(folder / "b.png")
+    paths = []
+    for key in ("cc", "nl"):
+        ref, cfg = build(key, narrow=True)
+        cfg.test_pipeline[1]["scale"] = (256, 128)  # keep the forward small: the config's test scale is honoured
+        paths.append(tmp_path / f"{key}.pth")
+        paths[-1].write_bytes(checkpoint_bytes(ref, cfg, "1.x", CITYSCAPES, [(i, i, i) for i in range(19)]))
+    assert main(["report", "--out", str(tmp_path / "out"), "--scenes", "2", "--images", str(folder),
+                 "--models", *map(str, paths)]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["scenes"] == 2 and report["images"] == str(folder)
+    assert set(report["query_independence"]) == {str(p) for p in paths}
+    assert "criss_cross" not in report and "lesa_unary_ablation" not in report and "attribution" not in report
+    where_classes = {c for table in report["where"].values() for c in table}
+    assert where_classes and where_classes <= set(CITYSCAPES)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "2 images from" in md and "no ground truth" in md
+
+
+def test_report_refuses_an_empty_image_folder(tmp_path, capsys):
+    from vizattn.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "empty")]) == 2
+    assert "No PNG/JPEG" in capsys.readouterr().err

@@ -22,11 +22,12 @@ def grid_labels(labels: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return counts.argmax(1).reshape(gh, gw)
 
 
-def where_attention_goes(rec, labels: np.ndarray, instances: np.ndarray, queries: int = 128, seed: int = 0,
+def where_attention_goes(rec, labels: np.ndarray, instances: np.ndarray | None, queries: int = 128, seed: int = 0,
                          image_shape: tuple[int, int] | None = None) -> list[dict]:
-    """One row per sampled query: its class, mass on own class / instance (on the grid), distance in px."""
+    """One row per sampled query: its class, mass on own class / instance (on the grid), distance in px.
+    `labels` may be a prediction (images without ground truth); without instances there is no instance mass."""
     grid_cls = grid_labels(labels, rec.grid)
-    grid_inst = grid_labels(instances, rec.grid)
+    grid_inst = grid_labels(instances, rec.grid) if instances is not None else np.zeros(rec.grid, np.int64)
     h, w = image_shape or labels.shape
     px = (h / rec.grid[0], w / rec.grid[1])
     q = sample_queries(rec.grid, queries, seed)
@@ -42,10 +43,12 @@ def where_attention_goes(rec, labels: np.ndarray, instances: np.ndarray, queries
     return rows
 
 
-def by_class(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def by_class(rows: list[dict], classes: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
+    """Means per query class, keyed by the rows' `class_name` (or `classes[class]`)."""
     acc: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
+        name = r.get("class_name") or classes[r["class"]]
         for key in ("own_class", "own_instance", "distance_px"):
             if key in r:
-                acc[classes[r["class"]]][key].append(r[key])
+                acc[name][key].append(r[key])
     return {c: {k: float(np.mean(v)) for k, v in d.items()} | {"queries": len(d["own_class"])} for c, d in acc.items()}
