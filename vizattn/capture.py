@@ -94,25 +94,43 @@ class AttentionRecord:
 class Capture:
     """Context manager collecting one `AttentionRecord` per attention module of `model`, in forward order."""
 
-    def __init__(self, model: "nn.Module"):
+    def __init__(self, model: "nn.Module", modules=None):
+        from vizattn.foreign import foreign_targets
         from vizattn.modules.base import AttentionModule
 
         self.model = model
         self._names = {
             id(m): (name or m.kind) for name, m in model.named_modules() if isinstance(m, AttentionModule)
         }
+        # modules vizattn did not write: the known families, or the ones named (names or globs)
+        self._foreign, self._interpreters = foreign_targets(model, modules, exclude=set(self._names))
         self.records: dict[str, AttentionRecord] = {}
         self._token = None
+        self._observer = None
 
     def __enter__(self) -> "Capture":
         self.records = {}
         self._token = _SESSIONS.set(_SESSIONS.get() + (self,))
+        if self._foreign:
+            from vizattn.foreign.observe import Observer
+
+            self._observer = Observer(self._foreign, self, self.model, self._interpreters)
+            self._observer.__enter__()
         return self
 
     def __exit__(self, *exc) -> bool:
-        _SESSIONS.reset(self._token)
-        self._token = None
+        try:
+            if self._observer is not None:
+                self._observer.__exit__(*exc)
+        finally:
+            self._observer = None
+            _SESSIONS.reset(self._token)
+            self._token = None
         return False
+
+    def add_named(self, name: str, record: AttentionRecord) -> None:
+        """A record of a module vizattn did not write (from the foreign observer), under its own name."""
+        self.records[name] = record
 
     def owns(self, module: "nn.Module") -> bool:
         return id(module) in self._names
@@ -123,9 +141,11 @@ class Capture:
         self.records[name] = record
 
 
-def capture(model: "nn.Module") -> Capture:
-    """`with capture(model) as cap: model(x)` fills `cap.records` with what every attention module attended."""
-    return Capture(model)
+def capture(model: "nn.Module", modules=None) -> Capture:
+    """`with capture(model) as cap: model(x)` fills `cap.records` with what every attention module attended:
+    ours, the foreign families vizattn knows (HF SegFormer/ViT/DINOv2, nn.MultiheadAttention, mmcv/mmseg
+    blocks), and every softmax or fused attention inside the modules named in `modules` (names or globs)."""
+    return Capture(model, modules)
 
 
 def active_sessions(module: "nn.Module") -> tuple[Capture, ...]:
