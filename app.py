@@ -10,7 +10,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from vizattn import VizattnError
 from vizattn.analysis.stats import panel_statistics
 from vizattn.data import CLASSES as SCENE_CLASSES
-from vizattn.explore import check_pixel, panels, run_model
+from vizattn.explore import check_pixel, panels, run_model, unmapped
 from vizattn.export import ImageSource, compare_files, compare_panels, digest, image_source, query_files, safe_name
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
@@ -99,16 +99,27 @@ def pick_model():
                     model = uploaded_model(digest(data), data, up.name, head)
                     st.session_state["last_model"] = (f"upload-{digest(data)}-{head}", safe_name(up.name), model)
             else:
-                path = st.sidebar.text_input("Path of a checkpoint on the machine running this app", key="ckpt_path",
-                                             help="offered only while the server is bound to 127.0.0.1")
+                path = st.sidebar.text_input(
+                    "A checkpoint file, a transformers model folder, or package.module:function", key="ckpt_path",
+                    help="Read on the machine running this app, and offered only while the server is bound to "
+                         "127.0.0.1. A factory runs your own code: use it for your own models only.")
                 if path.strip():
                     from pathlib import Path
 
-                    p = Path(path.strip()).expanduser()
-                    if not p.is_file():
-                        raise VizattnError(f"No checkpoint file at '{p}'; give the full path of a .pth or .safetensors file.")
-                    model = path_model(str(p), p.stat().st_mtime, head)
-                    st.session_state["last_model"] = (f"path-{p}-{p.stat().st_mtime}-{head}", safe_name(p.name), model)
+                    from vizattn.zoo import FACTORY
+
+                    text = path.strip()
+                    p = Path(text).expanduser()
+                    if p.exists():
+                        stamp = p.stat().st_mtime
+                        model = path_model(str(p), stamp, head)
+                        st.session_state["last_model"] = (f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model)
+                    elif FACTORY.fullmatch(text):
+                        model = path_model(text, 0.0, None)
+                        st.session_state["last_model"] = (f"factory-{text}", safe_name(text), model)
+                    else:
+                        raise VizattnError(f"Nothing at '{p}'; give the full path of a checkpoint or model folder, "
+                                           "or package.module:function.")
         except VizattnError as err:
             st.sidebar.error(str(err))
         if "last_model" in st.session_state:
@@ -116,6 +127,9 @@ def pick_model():
             if card.get("source") == "mmsegmentation":
                 st.sidebar.caption(f"mmseg {card['mmseg_head']} on {card['backbone']} · {len(card['classes'])} "
                                    f"classes from {card['classes_from']}")
+            elif card.get("source") == "transformers":
+                st.sidebar.caption(f"transformers {card['module']} · {len(card['classes'])} classes from "
+                                   f"{card['classes_from']}")
             return st.session_state["last_model"]
         st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
         names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
@@ -229,7 +243,10 @@ def explore(model_key, model_label, model, src, opts):
     y, x = current_pixel(fw.shape)
 
     if not fw.records:
-        st.info(f"'{model_label}' has no attention module (the FCN baseline); pick another model to see attention.")
+        st.info(f"'{model_label}' has no attention module vizattn can read; pick another model, or name its "
+                "attention modules with `vizattn.capture(model, modules=[...])` in Python.")
+    for reason in unmapped(fw):
+        st.caption(reason)
     chosen = panels(fw, y, x) if fw.records else []
     first = chosen[0] if chosen else None
 
@@ -367,9 +384,10 @@ def analysis_view(model, fw, src, pixel, chosen):
 
     if not fw.records:
         return
-    if getattr(model, "card", {}).get("source") == "mmsegmentation":
-        st.info("The analyses run on vizattn's own models; for an mmseg checkpoint use the Attention, Statistics "
-                "and Export tabs, or `vizattn query` / `vizattn compare` on it.")
+    if (getattr(model, "card", {}) or {}).get("source") in ("mmsegmentation", "transformers") or not hasattr(model, "config") \
+            or not hasattr(model.config, "head"):
+        st.info("The analyses run on vizattn's own models; for another model use the Attention, Statistics and "
+                "Export tabs, `vizattn query` / `vizattn compare`, or `vizattn report --models PATH --images DIR`.")
         return
     rows = image_analyses(st.session_state["forward_key"], fw)
     st.dataframe(rows, hide_index=True)

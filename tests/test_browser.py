@@ -90,7 +90,7 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
         page.get_by_text("upload", exact=True).click()
         wait_idle(page)
         page.locator("[data-testid='stFileUploader'] input[type=file]").nth(1).set_input_files(str(photo))
-        wait_grid(page, "at pixel (300, 256)", timeout_ms=240_000)  # 600×512 photo: the query starts at the centre
+        wait_grid(page, "ccnet_r50-d8_cityscapes-pth at pixel (300, 256)", timeout_ms=240_000)  # 600×512 photo: the query starts at the centre
         before = marker(page)
         click_image(page, 0.3, 0.4)
         after = wait_change(page, "panel-state", before, timeout=120)
@@ -103,5 +103,38 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
         assert grid.locator(".stage").count() == 3  # loop 1, loop 2, effective
         page.screenshot(path=str(tmp_path / "mmseg.png"), full_page=True)
         shot = os.environ.get("VIZATTN_MMSEG_SCREENSHOT")
+        if shot:
+            page.screenshot(path=shot, full_page=True)
+
+
+def test_a_segformer_directory_shows_per_layer_per_head_maps(tmp_path):
+    """A transformers SegFormer directory (made here, random weights) opened by path: one panel per head of
+    every layer, and a click moves them."""
+    from tests.foreign.test_observe import save_segformer
+
+    folder = tmp_path / "segformer-tiny"
+    save_segformer(folder)
+    with app_server() as url, browser_page(1400, 2400) as page:
+        page.goto(url)
+        wait_idle(page)
+        page.get_by_text("a checkpoint path on this machine").click()
+        wait_idle(page)
+        box = page.get_by_test_id("stTextInputField").first
+        box.fill(str(folder))
+        box.press("Enter")
+        page.get_by_text("transformers segformer").wait_for(timeout=120_000)
+        wait_grid(page, "segformer-tiny at pixel (192, 192)", timeout_ms=240_000)
+        # heads 1, 2, 5, 8 per stage, plus a mean for every multi-head stage
+        assert panel_grid(page).locator(".stage").count() == 1 + 3 + 6 + 9
+        before = marker(page)
+        click_image(page, 0.25, 0.6)
+        after = wait_change(page, "panel-state", before, timeout=120)
+        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
+        assert abs(y - 0.6 * 384) <= 3 and abs(x - 0.25 * 384) <= 3
+        wait_idle(page)
+        wait_grid(page, f"at pixel ({y}, {x})")
+        assert "road" in page.inner_text("body")  # the legend names the model's own labels
+        page.screenshot(path=str(tmp_path / "segformer.png"), full_page=True)
+        shot = os.environ.get("VIZATTN_SEGFORMER_SCREENSHOT")
         if shot:
             page.screenshot(path=shot, full_page=True)

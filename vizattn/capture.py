@@ -39,6 +39,8 @@ class AttentionRecord:
     query_independent_views = ()
     #: views whose maps are probability distributions over the grid (they sum to 1)
     distribution_views = ()
+    #: what `outside_share` measures, for the page
+    outside_label = "zero padding"
 
     def views(self) -> tuple[str, ...]:
         raise NotImplementedError

@@ -89,9 +89,21 @@ def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forwa
     model.eval()
     with capture(model) as cap:
         logits = logits_for(model, image, progress)
+    logits = getattr(logits, "logits", logits)  # transformers outputs
+    classes, palette = model_classes(model)
+    if not (isinstance(logits, torch.Tensor) and logits.dim() == 4):  # a backbone or encoder: attention, no labels
+        h, w = image.shape[:2]
+        return Forward(image, np.zeros((h, w), np.uint8), dict(cap.records), np.zeros((h, w), np.float32),
+                       ["(this model predicts no classes)"], np.array([[128, 128, 128]], np.uint8))
+    if logits.shape[2:] != image.shape[:2]:
+        logits = torch.nn.functional.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+    if logits.shape[1] != len(classes):
+        from vizattn.foreign.mmseg import spread_palette
+
+        classes = [f"class {i}" for i in range(logits.shape[1])]
+        palette = np.asarray(spread_palette(len(classes)), np.uint8)
     probs = torch.softmax(logits[0], 0)
     conf, pred = probs.max(0)
-    classes, palette = model_classes(model)
     labels = pred.to("cpu", torch.uint8 if len(classes) <= 256 else torch.int32).numpy()
     return Forward(image, labels, dict(cap.records), conf.cpu().numpy(), classes, palette)
 
@@ -130,6 +142,19 @@ def to_image(grid_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return grid_map[np.ix_(*cell_indices(shape, grid_map.shape))]
 
 
+def foreign_note(rec: AttentionRecord) -> str:
+    if "family" not in rec.config:
+        return ""
+    from vizattn.foreign.observe import note_for
+
+    return note_for(rec)
+
+
+def unmapped(forward: Forward) -> list[str]:
+    """Why some captured attention has no map (a foreign softmax whose length fits no grid of the image)."""
+    return [r.reason for r in forward.records.values() if getattr(r, "reason", "")]
+
+
 def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None = None) -> list[Panel]:
     """Every (module, view) heatmap for query pixel (y, x); `views` picks views per module (default: all)."""
     y, x = check_pixel(y, x, forward.shape)
@@ -139,9 +164,9 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
         for view in (views or {}).get(name) or rec.views():
             m = rec.query_map(gy, gx, view)
             outside = rec.outside_share(gy, gx, view)
-            note = NOTES.get((rec.kind, view), NOTES.get(rec.kind, ""))
+            note = NOTES.get((rec.kind, view), NOTES.get(rec.kind, "")) or foreign_note(rec)
             if outside > 5e-4:
-                note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to zero padding."]))
+                note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to {rec.outside_label}."]))
             out.append(Panel(
                 name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),

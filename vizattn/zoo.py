@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -43,6 +44,13 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     """
     card = {}
     source = name_or_path
+    if isinstance(name_or_path, (str, Path)) and not isinstance(name_or_path, bytes):
+        from vizattn.foreign.hf_transformers import is_hf_directory, load_directory
+
+        if is_hf_directory(name_or_path):
+            return load_directory(name_or_path)
+        if isinstance(name_or_path, str) and FACTORY.fullmatch(name_or_path) and not Path(name_or_path).exists():
+            return load_factory(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in available():
         source = PRETRAINED / f"{name_or_path}.safetensors"
         card = model_card(name_or_path)
@@ -64,6 +72,26 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     check_fits(model, state, name)
     model.load_state_dict(state, strict=True)
     model.card = card
+    return model.eval()
+
+
+FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def load_factory(spec: str) -> torch.nn.Module:
+    """`package.module:function` -> the model that function returns. This imports and runs the user's own code:
+    the CLI and a locally bound app offer it, uploads never do."""
+    import importlib
+
+    module_name, func_name = spec.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as err:
+        raise VizattnError(f"'{spec}' names no importable function ({type(err).__name__}: {err}); give "
+                           "package.module:function on this Python path.") from None
+    model = factory()
+    if not isinstance(model, torch.nn.Module):
+        raise VizattnError(f"'{spec}' returned a {type(model).__name__}, not a torch.nn.Module.")
     return model.eval()
 
 

@@ -90,7 +90,18 @@ def load_directory(path) -> nn.Module:
                            f"{str(err)[:200]}).") from None
     model.eval()
     if type(model).__name__.endswith("ForSemanticSegmentation"):
-        size = config.get("image_size", 512)
-        size = tuple(size) if isinstance(size, (list, tuple)) else (int(size), int(size))
-        return HFSegmenter(model, size, path.name).eval()
+        return HFSegmenter(model, _input_size(path, config), path.name).eval()
     return model
+
+
+def _input_size(path: Path, config: dict) -> tuple[int, int]:
+    """The size the model's image processor resizes to (preprocessor_config.json), else 512×512 (SegFormer's)."""
+    try:
+        size = json.loads((path / "preprocessor_config.json").read_text()).get("size")
+    except (OSError, ValueError):
+        size = config.get("image_size")
+    if isinstance(size, dict) and "height" in size and "width" in size:
+        return int(size["height"]), int(size["width"])
+    if isinstance(size, int):
+        return size, size
+    return 512, 512

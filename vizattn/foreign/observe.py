@@ -65,6 +65,8 @@ class ForeignRecord(AttentionRecord):
     (S×N×d, S×M×d) with config `scale`; optionally `values` (S×M×e) and `output` (S×N×e) to rebuild the
     attention output. Config: heads, query grid and extra tokens, key grid and extra tokens, family, note."""
 
+    outside_label = "the class/register tokens set aside"
+
     def views(self):
         heads = self.config["heads"]
         return tuple(f"head{i}" for i in range(heads)) + (("mean",) if heads > 1 else ())
@@ -283,7 +285,9 @@ def note_for(rec: AttentionRecord) -> str:
             parts.append(f"keys on a {c['key_grid'][0]}×{c['key_grid'][1]} grid (queries {rec.grid[0]}×{rec.grid[1]})")
         if c.get("key_extra"):
             parts.append(f"{c['key_extra']} leading token(s) set aside (class/register); their share is reported")
-    return "; ".join(parts)
+        if c.get("query_independent"):
+            parts.append("one query for all positions: the same map for every pixel")
+    return (f"{c.get('family', rec.kind)}: " + "; ".join(parts) + ".") if parts else ""
 
 
 def reconstruction(rec: ForeignRecord) -> tuple[torch.Tensor, torch.Tensor] | None:
