@@ -59,6 +59,13 @@ def _size(text: str) -> tuple[int, int]:
     raise VizattnError(f"Sizes are HxW with two positive integers (e.g. 512x1024), not '{text}'.")
 
 
+def _bench_foreign(args) -> None:
+    from vizattn.bench import foreign
+    from vizattn.bench.measure import markdown_table
+
+    print(markdown_table(foreign.HEADER, foreign.run(args.size, args.repeats)))
+
+
 def _bench_app(args) -> None:
     from vizattn.bench import app
     from vizattn.bench.measure import markdown_table
@@ -196,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     bmm.add_argument("--repeats", type=int, default=1)
     bmm.add_argument("--device", default="cpu")
     bmm.set_defaults(func=_bench_mmseg)
+    bfo = bench.add_parser("foreign", help="extra memory and time of capturing a SegFormer-B0 (transformers)")
+    bfo.add_argument("--size", type=int, default=512)
+    bfo.add_argument("--repeats", type=int, default=2)
+    bfo.set_defaults(func=_bench_foreign)
     ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
                                       "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
