@@ -100,3 +100,12 @@ def test_truncated_files_are_refused(tmp_path):
 def test_unknown_name_says_what_exists():
     with pytest.raises(VizattnError, match="neither a bundled model"):
         load("no-such-model")
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    state = small("gc").state_dict()
+    state["head.classifier.1.bias"] = state["head.classifier.1.bias"].clone()
+    state["head.classifier.1.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(VizattnError, match=r"non-finite weights \(NaN or Inf\) in head.classifier.1.bias"):
+        load(tmp_path / "nan.pt", head="gc")

@@ -27,8 +27,15 @@ def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tupl
     data, name = _read_bytes(source, name, MAX_CHECKPOINT_BYTES, "checkpoint")
     suffix = Path(name).suffix.lower()
     if suffix == ".safetensors" or (suffix not in TORCH_SUFFIXES and not zipfile.is_zipfile(io.BytesIO(data))):
-        return _read_safetensors(data, name)
-    return _read_torch(data, name)
+        state, meta = _read_safetensors(data, name)
+    else:
+        state, meta = _read_torch(data, name)
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise VizattnError(f"'{name}' holds non-finite weights (NaN or Inf) in {', '.join(bad[:3])}"
+                           f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}; a model with them predicts "
+                           "nothing meaningful, so it was not loaded.")
+    return state, meta
 
 
 def _read_bytes(source, name, limit, what) -> tuple[bytes, str]:

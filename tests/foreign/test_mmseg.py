@@ -167,3 +167,19 @@ def test_report_refuses_an_empty_image_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "empty")]) == 2
     assert "No PNG/JPEG" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad,words", [
+    ("recurrence=3000", "recurrence=3000"),
+    ("mask_size=(1000, 1000)", "mask_size"),
+    ("key_pool_scales=(1, 3, 6, 800)", "key_pool_scales"),
+    ("down_factor=(0, 8)", "down_factor"),
+])
+def test_hostile_config_values_are_refused_before_anything_is_built(bad, words):
+    """The config text is untrusted: values that would drive allocation or time are bounded and refused."""
+    key = {"recurrence": "cc", "mask_size": "psa", "key_pool_scales": "ann", "down_factor": "isa"}[bad.split("=")[0]]
+    ref, _ = build(key, narrow=True)
+    buf = io.BytesIO()
+    torch.save({"meta": {"config": f"model = dict(decode_head=dict({bad}))"}, "state_dict": ref.state_dict()}, buf)
+    with pytest.raises(VizattnError, match=words.split("=")[0]):
+        vizattn.load(buf.getvalue(), file_name="hostile.pth")

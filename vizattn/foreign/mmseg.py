@@ -351,12 +351,22 @@ def apply_meta_config(cfg: MMSegConfig, meta: dict, name: str) -> None:
     if head.get("type") not in (None, HEAD_NAMES[cfg.head]):
         raise VizattnError(f"'{name}' says its head is {head.get('type')}, but its weights are those of a "
                            f"{HEAD_NAMES[cfg.head]}; the checkpoint is inconsistent.")
-    for key in ("recurrence", "down_factor", "key_pool_scales", "shrink_factor", "normalization_factor", "psa_type",
-                "use_scale"):
+    for key, check in BOUNDS.items():
         if key in head:
+            if not check(head[key]):
+                raise VizattnError(f"'{name}' has a config with {key}={head[key]!r}, outside what vizattn accepts "
+                                   f"({BOUND_TEXT[key]}); it was not loaded.")
             o[key] = head[key]
     if "mask_size" in head:
-        o["mask_size"] = list(head["mask_size"])
+        m = tuple(head["mask_size"]) if isinstance(head["mask_size"], (list, tuple)) else ()
+        have = o.get("mask_size")
+        if len(m) != 2 or (have and tuple(have) != m) or not all(isinstance(v, int) and 1 <= v <= 255 for v in m):
+            raise VizattnError(f"'{name}' has a config whose PSANet mask_size {head['mask_size']!r} does not match its "
+                               "weights; it was not loaded.")
+        o["mask_size"] = list(m)
+    if head.get("use_scale") is False:
+        raise VizattnError(f"'{name}' uses a non-local block without 1/√d scaling (use_scale=False), which vizattn "
+                           "does not rebuild.")
     if head.get("compact"):
         raise VizattnError(f"'{name}' uses PSANet's compact mode, which vizattn does not read.")
     cfg.align_corners = bool(head.get("align_corners", cfg.align_corners))
@@ -369,10 +379,15 @@ def apply_meta_config(cfg: MMSegConfig, meta: dict, name: str) -> None:
     test = model.get("test_cfg") or {}
     if test.get("mode") in ("whole", "slide"):
         cfg.mode = test["mode"]
+    size_ok = lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_pos_int(8, 4096)(x) for x in v)  # noqa: E731
     if cfg.mode == "slide":
-        cfg.crop, cfg.stride = tuple(test.get("crop_size", cfg.crop)), tuple(test.get("stride", cfg.stride))
+        crop, stride = test.get("crop_size", cfg.crop), test.get("stride", cfg.stride)
+        if not (size_ok(crop) and size_ok(stride)):
+            raise VizattnError(f"'{name}' has a slide-mode crop {crop!r} or stride {stride!r} outside 8..4096 px; "
+                               "it was not loaded.")
+        cfg.crop, cfg.stride = tuple(crop), tuple(stride)
     scale = _test_scale(values)
-    if scale:
+    if scale and size_ok(scale):
         cfg.test_scale = scale
 
 
@@ -387,12 +402,27 @@ def _test_scale(values: dict) -> tuple | None:
             if not isinstance(step, dict):
                 continue
             scale = step.get("scale") or step.get("img_scale")
-            if step.get("type") in ("Resize", "MultiScaleFlipAug") and isinstance(scale, (list, tuple)) and len(scale) == 2:
-                return tuple(int(s) for s in scale)
+            if (step.get("type") in ("Resize", "MultiScaleFlipAug") and isinstance(scale, (list, tuple))
+                    and len(scale) == 2 and all(isinstance(s, int) for s in scale)):
+                return tuple(scale)
     return None
 
 
 MAX_CONFIG_CHARS = 1_000_000
+_pos_int = lambda lo, hi: lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi  # noqa: E731
+# every hyper-parameter read from a checkpoint's config is untrusted: types and bounds before anything is built
+BOUNDS = {
+    "recurrence": _pos_int(1, 8),
+    "down_factor": lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_pos_int(1, 64)(x) for x in v),
+    "key_pool_scales": lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 8 and all(_pos_int(1, 16)(x) for x in v),
+    "shrink_factor": _pos_int(1, 8),
+    "normalization_factor": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1e-6 <= v <= 1e9,
+    "psa_type": lambda v: v in ("collect", "distribute", "bi-direction"),
+    "use_scale": lambda v: isinstance(v, bool),
+}
+BOUND_TEXT = {"recurrence": "an integer 1..8", "down_factor": "two integers 1..64", "key_pool_scales": "1..8 integers 1..16",
+              "shrink_factor": "an integer 1..8", "normalization_factor": "a number 1e-6..1e9",
+              "psa_type": "collect, distribute or bi-direction", "use_scale": "true or false"}
 
 
 def parse_config(text: str, name: str) -> dict:
