@@ -16,6 +16,18 @@ if not Path(CHROMIUM).exists() and not IN_CI:  # in CI a missing browser must fa
 pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
 
 
+def click_and_follow(page, fx: float, fy: float, shape: tuple[int, int]) -> tuple[int, int]:
+    """Click the image at fractions (fx, fy); the query lands there and the panels redraw for it."""
+    before = marker(page)
+    click_image(page, fx, fy)
+    after = wait_change(page, "panel-state", before, timeout=120)
+    y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
+    assert abs(y - fy * shape[0]) <= 3 and abs(x - fx * shape[1]) <= 3
+    wait_idle(page)
+    wait_grid(page, f"at pixel ({y}, {x})")
+    return y, x
+
+
 def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
     with app_server() as url, browser_page(1400, 2000) as page:  # tall: the screenshot shows the panels too
         page.goto(url)
@@ -91,13 +103,7 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
         wait_idle(page)
         page.locator("[data-testid='stFileUploader'] input[type=file]").nth(1).set_input_files(str(photo))
         wait_grid(page, "ccnet_r50-d8_cityscapes-pth at pixel (300, 256)", timeout_ms=240_000)  # 600×512 photo: the query starts at the centre
-        before = marker(page)
-        click_image(page, 0.3, 0.4)
-        after = wait_change(page, "panel-state", before, timeout=120)
-        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
-        assert abs(y - 0.4 * 600) <= 3 and abs(x - 0.3 * 512) <= 3
-        wait_idle(page)
-        wait_grid(page, f"at pixel ({y}, {x})")
+        click_and_follow(page, 0.3, 0.4, (600, 512))
         assert any(c in page.inner_text("body") for c in CITYSCAPES)  # the legend names the checkpoint's classes
         grid = panel_grid(page)
         assert grid.locator(".stage").count() == 3  # loop 1, loop 2, effective
@@ -126,13 +132,7 @@ def test_a_segformer_directory_shows_per_layer_per_head_maps(tmp_path):
         wait_grid(page, "segformer-tiny at pixel (192, 192)", timeout_ms=240_000)
         # heads 1, 2, 5, 8 per stage, plus a mean for every multi-head stage
         assert panel_grid(page).locator(".stage").count() == 1 + 3 + 6 + 9
-        before = marker(page)
-        click_image(page, 0.25, 0.6)
-        after = wait_change(page, "panel-state", before, timeout=120)
-        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
-        assert abs(y - 0.6 * 384) <= 3 and abs(x - 0.25 * 384) <= 3
-        wait_idle(page)
-        wait_grid(page, f"at pixel ({y}, {x})")
+        click_and_follow(page, 0.25, 0.6, (384, 384))
         assert "road" in page.inner_text("body")  # the legend names the model's own labels
         page.screenshot(path=str(tmp_path / "segformer.png"), full_page=True)
         shot = os.environ.get("VIZATTN_SEGFORMER_SCREENSHOT")
