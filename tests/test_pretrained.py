@@ -16,7 +16,9 @@ def test_every_head_is_shipped_with_a_card():
         assert card["evaluation"]["scenes"] == 100 and card["evaluation"]["seed"] >= 1_000_000_000
 
 
-@pytest.mark.parametrize("name", ["fcn", "nonlocal"])
+# psa_sequential_paper: weights trained before PSA had variants, re-homed as the paper variant; this proves the
+# paper variant is that code exactly
+@pytest.mark.parametrize("name", ["fcn", "nonlocal", "psa_sequential_paper"])
 def test_card_numbers_are_what_the_weights_give(name):
     card = model_card(name)
     ev = card["evaluation"]

@@ -9,6 +9,7 @@ from vizattn.models.segmenter import HEADS, ModelConfig, build_model
 EXPECTED_MODULES = {
     "fcn": [], "nonlocal": ["nonlocal"], "isa": ["isa"], "criss_cross": ["criss_cross"], "gc": ["gc"],
     "lesa": ["lesa"], "psa_parallel": ["psa"], "psa_sequential": ["psa"], "ann": ["afnb", "apnb"], "danet": ["danet"],
+    "psa_parallel_paper": ["psa"], "psa_sequential_paper": ["psa"],
 }
 
 

@@ -532,4 +532,6 @@ def from_checkpoint(state: dict[str, torch.Tensor], meta: dict, name: str) -> MM
                   "source": "mmsegmentation", "mmseg_head": HEAD_NAMES[cfg.head], "backbone": f"ResNetV1c-{cfg.depth}-D8",
                   "mmseg_version": str(version), "classes": classes, "palette": [list(p) for p in palette],
                   "classes_from": source, "config": cfg.to_dict(), "trained_on": "unknown (an mmseg checkpoint)"}
+    if torch.cuda.is_available():  # tens of seconds per forward on a CPU; records and maps come back to the CPU
+        model = model.cuda()
     return model.eval()

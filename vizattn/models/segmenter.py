@@ -23,6 +23,9 @@ HEADS: dict[str, tuple[str | None, dict]] = {
     "lesa": ("lesa", {"heads": 4}),  # 16-wide heads at 64 channels: 8 heads of 8 train 3× slower on a CPU
     "psa_parallel": ("psa", {"mode": "parallel", "variant": "official"}),
     "psa_sequential": ("psa", {"mode": "sequential", "variant": "official"}),
+    # the paper's softmax placement (the official code's differs; see the README's fidelity section)
+    "psa_parallel_paper": ("psa", {"mode": "parallel", "variant": "paper"}),
+    "psa_sequential_paper": ("psa", {"mode": "sequential", "variant": "paper"}),
     "ann": ("ann", {}),
     "danet": ("danet", {}),
 }
