@@ -136,8 +136,11 @@ def results_table(directory: Path = PRETRAINED) -> tuple[list[str], list[list]]:
         ev = card["evaluation"]
         delta = "" if base is None or name == "fcn" else f"{100 * (ev['miou_ambiguous'] - base):+.1f}"
         opts = card.get("module_options") or {}
-        psa = f"psa ({opts.get('mode', name.split('_')[1])}, {opts.get('variant', 'paper')})"
-        module = {"ann": "afnb + apnb", "psa": psa}.get(card.get("module"), card.get("module"))
+        module = card.get("module")
+        if module == "ann":
+            module = "afnb + apnb"
+        elif module == "psa":
+            module = f"psa ({opts.get('mode', '?')}, {opts.get('variant', 'paper')})"
         rows.append([name, module or "none", f"{ev['miou']:.3f}", f"{ev['miou_ambiguous']:.3f}",
                      *(f"{ev['iou'][c]:.3f}" for c in ("road", "sidewalk", "vegetation", "terrain")), delta,
                      f"{card['training'].get('head_wall_time_s', 0):.0f}",
