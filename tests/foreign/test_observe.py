@@ -163,13 +163,56 @@ def test_mmseg_heads_read_live(key):
         assert "channels" in cap.records["decode_head.cam"].reason
 
 
-def test_isa_head_read_live_says_why_there_is_no_map():
-    from tests.foreign.mmseg_models import build
+def test_isa_head_read_live_gives_the_same_maps_as_its_checkpoint(tmp_path):
+    """mmseg's ISAHead, captured live, makes one ISA record from its two softmaxes: its rows are mmseg's own, they
+    rebuild each step's context, and every view (long, short, effective, padding share) equals the one of the
+    same weights opened as a checkpoint (our ISA module). 64×96 input: a 8×12 grid, padded to 8×16 for 8×8 groups."""
+    from tests.foreign.mmseg_models import build, checkpoint_bytes
 
-    model, _ = build("isa", narrow=True)
-    with torch.no_grad(), vizattn.capture(model) as cap:
-        model.encode_decode(torch.randn(1, 3, 64, 96), [dict(img_shape=(64, 96))])
-    assert cap.records and all(isinstance(r, UnmappedRecord) and "permutes" in r.reason for r in cap.records.values())
+    model, cfg = build("isa", narrow=True)
+    head = model.decode_head
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    meta = [dict(img_shape=(64, 96))]
+    seen = {}  # each step's input and what its output projection received (rows · values, as a grid)
+    hooks = []
+    for step in ("global", "local"):
+        block = getattr(head, f"{step}_relation")
+        hooks.append(block.register_forward_pre_hook(lambda m, a, step=step: seen.__setitem__((step, "in"), a[0])))
+        hooks.append(block.output_project.register_forward_pre_hook(
+            lambda m, a, step=step: seen.__setitem__((step, "ctx"), a[0])))
+    try:
+        with torch.no_grad():
+            with fidelity.SoftmaxLog() as log:
+                plain = model.encode_decode(x, meta)
+            with vizattn.capture(model) as cap:
+                got = model.encode_decode(x, meta)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert torch.equal(plain, got)
+    assert list(cap.records) == ["decode_head"]
+    rec = cap.records["decode_head"]
+    assert rec.kind == "isa" and rec.grid == (8, 12) and rec.config["pad"] == (0, 0, 2, 2)
+    torch.testing.assert_close(rec.data["long_rows"], log.outputs[0], atol=0, rtol=0)
+    torch.testing.assert_close(rec.data["short_rows"], log.outputs[1], atol=0, rtol=0)
+    # the rows rebuild each step's context: rows · values, the values from the block's own projection
+    with torch.no_grad():
+        for step, rows in (("global", rec.data["long_rows"]), ("local", rec.data["short_rows"])):
+            values = getattr(head, f"{step}_relation").value_project(seen[step, "in"]).flatten(2).transpose(1, 2)
+            ctx = seen[step, "ctx"].flatten(2).transpose(1, 2)
+            torch.testing.assert_close(rows @ values, ctx, atol=1e-5, rtol=1e-5)
+    # the same weights as a checkpoint, through our own ISA module: the same maps at every view
+    path = tmp_path / "isa.pth"
+    path.write_bytes(checkpoint_bytes(model, cfg))
+    ours = vizattn.load(str(path))
+    with torch.no_grad(), vizattn.capture(ours) as ours_cap:
+        ours.infer(x)
+    mine = ours_cap.records["head.context"]
+    for y, xx in [(0, 0), (7, 11), (3, 5), (5, 0)]:
+        for view in ("long", "short", "effective"):
+            np.testing.assert_allclose(rec.query_map(y, xx, view), mine.query_map(y, xx, view), atol=1e-5)
+        assert rec.outside_share(y, xx, "effective") == pytest.approx(mine.outside_share(y, xx, "effective"), abs=1e-5)
+    assert rec.outside_share(3, 0, "short") > 0.01  # its block holds two padded columns: weight went there
 
 
 def test_a_length_that_fits_no_grid_is_said_not_guessed():

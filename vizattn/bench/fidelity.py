@@ -451,12 +451,16 @@ HEADER = ["module", "reference", "input", "max abs Δ output float32", "max abs 
 
 def run(names=None, progress: bool = True) -> list[list]:
     """One table row per (case, input size): float32 and float64 runs side by side."""
+    import warnings
+
     from tqdm import tqdm
 
     jobs = [(n, s) for n in (names or CASES) for s in CASES[n].sizes]
     rows = []
     for n, s in tqdm(jobs, desc="fidelity", disable=not progress):
-        f32, f64 = compare(n, s, torch.float32), compare(n, s, torch.float64)
+        with warnings.catch_warnings():  # mmseg's advice on building its heads (binary classes, loss defaults)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mmseg\.")
+            f32, f64 = compare(n, s, torch.float32), compare(n, s, torch.float64)
         rows.append([f64.name, f64.reference, f"{BATCH}×{CHANNELS}×{s[0]}×{s[1]}", f"{f32.output_diff:.1e}",
                      f"{f64.output_diff:.1e}", f"{f32.attention_diff:.1e}", f"{f64.attention_diff:.1e}", f64.rows])
     return rows

@@ -1,6 +1,7 @@
 """mmcv and mmseg blocks as researchers instantiate them: NonLocal2d, ContextBlock, CrissCrossAttention,
-mmseg's SelfAttentionBlock (DANet's PAM, ANN's blocks) and CAM, read through the generic observer; the
-criss-cross softmax (H+W entries per position) is laid out as its cross."""
+mmseg's SelfAttentionBlock (DANet's PAM, ANN's blocks, ISA's two steps) and CAM, read through the generic
+observer; the criss-cross softmax (H+W entries per position) is laid out as its cross, and ISAHead's two
+softmaxes become one ISA record with the long, short and effective views of our own ISA."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ import torch
 from torch import nn
 
 from vizattn.capture import AttentionRecord
-from vizattn.foreign.observe import SOFTMAX, UnmappedRecord, _batch
+from vizattn.foreign.observe import SKIP, SOFTMAX, UnmappedRecord, _batch
+from vizattn.modules.isa import ISARecord
 
 CLASSES = {"NonLocal2d", "ContextBlock", "CrissCrossAttention", "SelfAttentionBlock", "CAM", "PAM"}
 
@@ -54,15 +56,57 @@ class AnchorRowsRecord(AttentionRecord):
         return (row @ anchor_projection(kh, kw, self.config["sizes"], row.device, row.dtype)).view(kh, kw)
 
 
-def _under(call, class_name: str) -> bool:
+@dataclass
+class ISARowsRecord(ISARecord):
+    """mmseg's ISAHead read live. mmseg gathers the groups exactly as our ISA does (long-range: batch
+    (n, loc_h, loc_w) × lattice positions; short-range: batch (n, glb_h, glb_w) × block positions), so its two
+    softmax outputs are our A_L and A_S rows as they are: every view, the padding share and the notes are
+    ISARecord's own. Data: `long_rows`, `short_rows`; config: group, lattice, pad."""
+
+    def _like(self):
+        return self.data["long_rows"]
+
+    def _long_rows(self, i, j, batch):
+        dh, dw = self.config["group"]
+        oh, ow = self.config["lattice"]
+        return self.data["long_rows"].view(-1, dh, dw, oh * ow, oh * ow)[batch, :, :, i * ow + j].view(dh, dw, oh, ow)
+
+    def _short_row(self, i, j, a, b, batch):
+        dh, dw = self.config["group"]
+        oh, ow = self.config["lattice"]
+        return self.data["short_rows"].view(-1, oh, ow, dh * dw, dh * dw)[batch, i, j, a * dw + b].view(dh, dw)
+
+
+def _enclosing(class_name: str):
+    """(module, its forward's locals) of the innermost `class_name` instance whose forward is running."""
     import sys
 
     frame = sys._getframe(3)
     while frame is not None:
-        if type(frame.f_locals.get("self")).__name__ == class_name:
-            return True
+        obj = frame.f_locals.get("self")
+        if type(obj).__name__ == class_name and isinstance(obj, nn.Module):
+            return obj, frame.f_locals
         frame = frame.f_back
-    return False
+    return None
+
+
+def _isa(call, out, head, loc):
+    """ISAHead's global step is kept until its local step: then both make one record, named as the head."""
+    key = ("isa", id(head))
+    if call.module is head.global_relation:
+        call.state[key] = out.detach()
+        return SKIP
+    long_rows = call.state.pop(key, None)
+    if call.module is not head.local_relation or long_rows is None:
+        return UnmappedRecord("mmseg:SelfAttentionBlock", (1, 1), 1, {}, {}, reason=(
+            f"{call.name}: one step of ISA seen without the other; capture the whole ISAHead (both "
+            "global_relation and local_relation) to see its maps."))
+    pad_h, pad_w = int(loc["pad_h"]), int(loc["pad_w"])
+    config = {"group": (int(loc["loc_h"]), int(loc["loc_w"])), "lattice": (int(loc["glb_h"]), int(loc["glb_w"])),
+              "pad": (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2), "family": "mmseg:ISAHead"}
+    name = call.name.rsplit(".", 1)[0] if "." in call.name else call.name
+    return name, ISARowsRecord("isa", (int(loc["h"]), int(loc["w"])), int(loc["n"]),
+                               {"long_rows": long_rows, "short_rows": out.detach()}, config)
 
 
 def interpret(call, payload):
@@ -85,9 +129,8 @@ def interpret(call, payload):
         if isinstance(q_feats, torch.Tensor) and out.shape[-1] == sum(s * s for s in sizes):
             return AnchorRowsRecord("mmseg:ANN", tuple(q_feats.shape[2:]), out.shape[0], {"rows": out.detach()},
                                     {"sizes": sizes, "key_grid": tuple(k_feats.shape[2:])})
-    if name == "SelfAttentionBlock" and _under(call, "ISAHead"):
-        return UnmappedRecord("mmseg:SelfAttentionBlock", (1, 1), 1, {}, {}, reason=(
-            f"{call.name}: ISA permutes positions into groups before this block, so its rows are not over the "
-            "image grid. Open the checkpoint with vizattn.load (mmseg checkpoints are rebuilt with ISA's long, "
-            "short and effective maps)."))
+    if name == "SelfAttentionBlock" and out.dim() == 3:
+        found = _enclosing("ISAHead")
+        if found is not None:
+            return _isa(call, out, *found)
     return None

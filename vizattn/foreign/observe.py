@@ -27,6 +27,8 @@ from torch.overrides import TorchFunctionMode
 from vizattn.capture import AttentionRecord
 from vizattn.errors import VizattnError
 
+# an interpreter's answer for a softmax it keeps for a later one (ISA's two steps make one record)
+SKIP = object()
 SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
 MATMUL = {torch.matmul, torch.Tensor.matmul, torch.bmm, torch.Tensor.bmm, torch.Tensor.__matmul__}
 MAX_EXTRA_TOKENS = 17  # a class token and up to 16 register tokens
@@ -140,6 +142,7 @@ class _Call:
     frame_locals: dict
     model_input: tuple[int, int] | None
     first_arg: object = None  # the module's first argument (its input feature map, for conv-style blocks)
+    state: dict | None = None  # the session's scratch space, for interpreters that combine several calls
 
 
 class Observer(TorchFunctionMode):
@@ -152,6 +155,7 @@ class Observer(TorchFunctionMode):
         self.interpreters = interpreters or {}
         self._pending: dict[int, ForeignRecord] = {}  # id(softmax output) -> its record, until its values are seen
         self.counts: dict[str, int] = {}
+        self.state: dict = {}
 
     def _owner(self) -> _Call | None:
         frame, model_hw, owner = sys._getframe(2), None, None
@@ -168,7 +172,7 @@ class Observer(TorchFunctionMode):
                             model_hw = tuple(v.shape[2:])
                             break
             frame = frame.f_back
-        return _Call(owner[0], owner[1], owner[2], model_hw, owner[3]) if owner else None
+        return _Call(owner[0], owner[1], owner[2], model_hw, owner[3], self.state) if owner else None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -193,11 +197,16 @@ class Observer(TorchFunctionMode):
         interpret = self.interpreters.get(id(call.module))
         payload = (func, args, kwargs, out)
         record = interpret(call, payload) if interpret else None
+        if record is SKIP:
+            return
+        base = call.name
+        if isinstance(record, tuple):  # (name, record): a record that belongs to an enclosing module
+            base, record = record
         if record is None:
             record = generic_record(call, payload)
         if record is None:
             return
-        name = self._name(call.name)
+        name = self._name(base)
         self.session.add_named(name, record)
         if func in SOFTMAX and isinstance(record, ForeignRecord) and "rows" in record.data:
             self._pending[id(out)] = record
@@ -298,4 +307,4 @@ def reconstruction(rec: ForeignRecord) -> tuple[torch.Tensor, torch.Tensor] | No
     return rows.to(rec.data["values"].dtype) @ rec.data["values"], rec.data["output"]
 
 
-__all__ = ["ForeignRecord", "Observer", "UnmappedRecord", "fit_grid", "select", "reconstruction", "np"]
+__all__ = ["SKIP", "ForeignRecord", "Observer", "UnmappedRecord", "fit_grid", "select", "reconstruction", "np"]

@@ -80,6 +80,10 @@ class ISARecord(AttentionRecord):
             m = m[t : t + self.grid[0], l : l + self.grid[1]]
         return m.detach().to("cpu", torch.float64).numpy()
 
+    def _like(self) -> torch.Tensor:
+        """A captured tensor whose dtype and device the maps take."""
+        return self.data["q_long"]
+
     def _long_rows(self, i, j, batch):
         """A_L rows of lattice point (i, j) in every long-range group: (dh, dw, oh, ow)."""
         dh, dw = self.config["group"]
@@ -103,7 +107,8 @@ class ISARecord(AttentionRecord):
         dh, dw = self.config["group"]
         oh, ow = self.config["lattice"]
         i, a, j, b = Y // dh, Y % dh, X // dw, X % dw
-        m = torch.zeros(oh, dh, ow, dw, dtype=self.data["q_long"].dtype, device=self.data["q_long"].device)
+        like = self._like()
+        m = torch.zeros(oh, dh, ow, dw, dtype=like.dtype, device=like.device)
         if view == "long":  # the query's own group: offset (a, b), every lattice point
             m[:, a, :, b] = self._long_rows(i, j, batch)[a, b]
         elif view == "short":  # its block (i, j)
