@@ -12,6 +12,7 @@ from vizattn.analysis.stats import panel_statistics
 from vizattn.data import CLASSES as SCENE_CLASSES
 from vizattn.explore import check_pixel, panels, run_model, unmapped
 from vizattn.export import ImageSource, compare_files, compare_panels, digest, image_source, query_files, safe_name
+from vizattn.guard import WorkGuard
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
 from vizattn.viz.panel_grid import FRONTEND, grid_args, photo_uri
@@ -31,14 +32,38 @@ def bundled_model(name: str):
     return load(name)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading checkpoint…")
+# A refusal is cached like a model (the error is returned, not raised): a rerun or a second session with the same
+# bytes gets the sentence again at once instead of reading and checking a 500 MB file again.
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
-    return load(_data, file_name=file_name, head=head)
+    try:
+        return load(_data, file_name=file_name, head=head)
+    except VizattnError as err:
+        return err
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading checkpoint…")
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def path_model(path: str, mtime: float, head: str | None = None):
-    return load(path, head=head)
+    try:
+        return load(path, head=head)
+    except VizattnError as err:
+        return err
+
+
+def loaded(result):
+    """A cached result, or the cached refusal raised again as the one sentence it was."""
+    if isinstance(result, VizattnError):
+        raise result
+    return result
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the image…")
+def decoded_upload(digest: str, _data: bytes, file_name: str):
+    """An uploaded image decoded once per content (or its refusal), not on every rerun."""
+    try:
+        return read_image(_data, file_name)
+    except VizattnError as err:
+        return str(err)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
@@ -46,14 +71,25 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
     """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array.
     Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
     bar = st.empty()
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
-
     try:
-        return run_model(_model, _image, progress)
+        # forwards take turns, each within a time budget (vizattn.guard); a session that has to wait says so
+        with work_guard().slot(lambda: bar.info("Waiting for another session's model to finish…")) as deadline:
+            def progress(done: int, total: int) -> None:
+                deadline.check()
+                bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
+
+            try:
+                return run_model(_model, _image, progress)
+            except VizattnError as err:  # cached like a result: a rerun does not spend the budget again
+                return err
     finally:
         bar.empty()
+
+
+@st.cache_resource
+def work_guard() -> WorkGuard:
+    """One guard for every session of this server process."""
+    return WorkGuard()
 
 
 def loopback_only() -> bool:
@@ -96,8 +132,9 @@ def pick_model():
                 up = st.sidebar.file_uploader("Checkpoint: ours (.safetensors, .pt) or an mmseg .pth", key="ckpt_upload")
                 if up is not None:
                     data = up.getvalue()
-                    model = uploaded_model(digest(data), data, up.name, head)
-                    st.session_state["last_model"] = (f"upload-{digest(data)}-{head}", safe_name(up.name), model)
+                    key = digest(data)
+                    model = loaded(uploaded_model(key, data, up.name, head))
+                    st.session_state["last_model"] = (f"upload-{key}-{head}", safe_name(up.name), model)
             else:
                 path = st.sidebar.text_input(
                     "A checkpoint file, a transformers model folder, or package.module:function", key="ckpt_path",
@@ -112,10 +149,10 @@ def pick_model():
                     p = Path(text).expanduser()
                     if p.exists():
                         stamp = p.stat().st_mtime
-                        model = path_model(str(p), stamp, head)
+                        model = loaded(path_model(str(p), stamp, head))
                         st.session_state["last_model"] = (f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model)
                     elif FACTORY.fullmatch(text):
-                        model = path_model(text, 0.0, None)
+                        model = loaded(path_model(text, 0.0, None))
                         st.session_state["last_model"] = (f"factory-{text}", safe_name(text), model)
                     else:
                         raise VizattnError(f"Nothing at '{p}'; give the full path of a checkpoint or model folder, "
@@ -160,10 +197,12 @@ def pick_image() -> ImageSource:
         up = st.sidebar.file_uploader(f"PNG or JPEG (longer side shrunk to {MAX_IMAGE_SIDE} px)",
                                       type=["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"], key="image_upload")
         if up is not None:
-            try:
-                st.session_state["last_upload"] = ImageSource(read_image(up.getvalue(), up.name), safe_name(up.name))
-            except VizattnError as err:
-                st.sidebar.error(str(err))
+            data = up.getvalue()
+            image = decoded_upload(digest(data), data, up.name)
+            if isinstance(image, str):
+                st.sidebar.error(image)
+            else:
+                st.session_state["last_upload"] = ImageSource(image, safe_name(up.name))
         src = st.session_state.get("last_upload") or scene(f"scene:{SAMPLE_SEEDS[0]}", size)
     return src
 
@@ -178,6 +217,23 @@ def display_options():
     )
 
 
+def click_pixel(click, displayed: bool, shape) -> tuple[int, int]:
+    """(y, x) from a value a component sent back, validated like any input: a dict of finite numbers inside the
+    image. `displayed`: the clickable image's coordinates, scaled from its displayed size; else image pixels."""
+    import math
+
+    h, w = shape
+    try:
+        y, x = float(click["y"]), float(click["x"])
+        dh, dw = (float(click.get("height") or h), float(click.get("width") or w)) if displayed else (h, w)
+        if not all(math.isfinite(v) for v in (y, x, dh, dw)) or dh <= 0 or dw <= 0:
+            raise ValueError
+        py, px = int(y * h / dh), int(x * w / dw)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+        raise VizattnError("The click came back without a usable position; click on the image again.") from None
+    return check_pixel(py, px, (h, w))
+
+
 def current_pixel(shape) -> tuple[int, int]:
     h, w = shape
     if "pixel" not in st.session_state or st.session_state.get("pixel_shape") != (h, w):
@@ -188,13 +244,8 @@ def current_pixel(shape) -> tuple[int, int]:
         if not click or click == st.session_state.get(f"handled_{key}"):
             continue
         st.session_state[f"handled_{key}"] = click
-        if key == CLICK_KEY:  # displayed pixels of the clickable image
-            disp_w, disp_h = click.get("width") or w, click.get("height") or h
-            y, x = int(click["y"] * h / disp_h), int(click["x"] * w / disp_w)
-        else:  # image pixels of a panel
-            y, x = int(click["y"]), int(click["x"])
         try:
-            st.session_state["pixel"] = check_pixel(y, x, (h, w))
+            st.session_state["pixel"] = click_pixel(click, key == CLICK_KEY, (h, w))
         except VizattnError as err:
             st.warning(str(err))
     return st.session_state["pixel"]
@@ -238,7 +289,7 @@ def main():
 def explore(model_key, model_label, model, src, opts):
     """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
     section is computed and sent: the browser redraws what the person is looking at, nothing else."""
-    fw = forward_for(model_key, src.key, model, src.image)
+    fw = loaded(forward_for(model_key, src.key, model, src.image))
     st.session_state["forward_key"] = f"{model_key}|{src.key}"
     y, x = current_pixel(fw.shape)
 
@@ -306,7 +357,7 @@ def picked_models() -> list[str]:
 
 
 def compare_forwards(src, picked) -> dict:
-    return {n: forward_for(n, src.key, bundled_model(n), src.image) for n in picked}
+    return {n: loaded(forward_for(n, src.key, bundled_model(n), src.image)) for n in picked}
 
 
 def compare_view(src, pixel, opts):
@@ -427,3 +478,5 @@ try:
     main()
 except VizattnError as err:  # anything a user caused and the page did not catch closer to the source
     st.error(str(err))
+except MemoryError:
+    st.error("This model and image need more memory than the server has; try a smaller image or model.")

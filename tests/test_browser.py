@@ -138,3 +138,83 @@ def test_a_segformer_directory_shows_per_layer_per_head_maps(tmp_path):
         shot = os.environ.get("VIZATTN_SEGFORMER_SCREENSHOT")
         if shot:
             page.screenshot(path=shot, full_page=True)
+
+
+def test_another_sessions_clicks_are_answered_while_one_uploads_hostile_files(tmp_path):
+    """Two browser sessions on one server: while A uploads the hostile corpus (a deflate bomb in a torch zip, a
+    config asking for 3000 loops, a config of a 1.3 GB model over 1.8 MB of weights, a JPEG of 3000 scans), B keeps
+    clicking and the health endpoint keeps answering. Latencies are printed (pytest -s) and bounded."""
+    import statistics
+    import threading
+    import time
+    import urllib.request
+    import zipfile
+
+    import torch
+
+    from tests.test_hostile import jpeg, own_checkpoint, torch_zip
+    from vizattn.models.segmenter import ModelConfig, build_model
+
+    buf = io.BytesIO()
+    torch.save(build_model(ModelConfig("fcn")).state_dict(), buf)
+    prefix = zipfile.ZipFile(io.BytesIO(buf.getvalue())).namelist()[0].split("/")[0]
+    files = {
+        "bomb.pt": torch_zip(buf.getvalue(), {f"{prefix}/data/999": bytes(256 * 2**20)}, zipfile.ZIP_DEFLATED),
+        "loops.safetensors": own_checkpoint({"head": "criss_cross", "module_options": {"recurrence": 3000}}),
+        "wide.safetensors": own_checkpoint({"head": "criss_cross", "widths": [1024, 1024, 1024], "head_channels": 1024}),
+    }
+    progressive = jpeg((1024, 768), progressive=True)
+    scans = progressive[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" * 3000 + b"\xff\xd9"
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "scans.jpg").write_bytes(scans)
+
+    health, stop = [], threading.Event()
+    with app_server() as url, browser_page(1400, 1400) as page_b:
+        def poll():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                ok = urllib.request.urlopen(f"{url}/_stcore/health", timeout=30).read() == b"ok"
+                health.append((time.perf_counter() - t0, ok))
+                time.sleep(0.1)
+
+        page_a = page_b.context.browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+        page_b.goto(url)
+        wait_grid(page_b, "criss_cross at pixel (192, 192)")
+        page_a.goto(url)
+        wait_idle(page_a)
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        clicks, refusals = [], []
+        page_a.get_by_text("upload a checkpoint").click()
+        wait_idle(page_a)
+        points = iter([(0.2, 0.7), (0.8, 0.8), (0.3, 0.3), (0.6, 0.5), (0.4, 0.9), (0.7, 0.2), (0.5, 0.6), (0.9, 0.4)])
+        uploads = [("checkpoint", n) for n in files] + [("image", "scans.jpg")]
+        for kind, name in uploads:
+            t0 = time.perf_counter()
+            if kind == "image":
+                page_a.get_by_text("upload", exact=True).click()
+                wait_idle(page_a)
+            page_a.locator("[data-testid='stFileUploader'] input[type=file]").nth(0 if kind == "checkpoint" else 1) \
+                .set_input_files(str(tmp_path / name))
+            fx, fy = next(points)  # B clicks while A's upload is being read and refused
+            c0 = time.perf_counter()
+            click_and_follow(page_b, fx, fy, (384, 384))
+            clicks.append(time.perf_counter() - c0)
+            page_a.locator("[data-testid='stAlertContentError']").filter(has_text=name).first.wait_for(timeout=120_000)
+            refusals.append((name, time.perf_counter() - t0))
+            fx, fy = next(points)
+            c0 = time.perf_counter()
+            click_and_follow(page_b, fx, fy, (384, 384))
+            clicks.append(time.perf_counter() - c0)
+        stop.set()
+        poller.join(30)
+    times = [t for t, _ in health]
+    print(f"\nB's clicks while A uploads: {len(clicks)} answered, median {statistics.median(clicks):.2f} s, "
+          f"max {max(clicks):.2f} s")
+    print(f"health endpoint: {len(times)} polls, median {1000 * statistics.median(times):.0f} ms, "
+          f"max {1000 * max(times):.0f} ms, all ok: {all(ok for _, ok in health)}")
+    for name, t in refusals:
+        print(f"A: {name} refused with a sentence after {t:.1f} s")
+    assert all(ok for _, ok in health) and max(times) < 5.0
+    assert len(clicks) == 2 * len(uploads) and max(clicks) < 30.0

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vizattn import jsonsafe
 from vizattn.errors import VizattnError
 
 
@@ -121,7 +122,7 @@ def _train(args) -> None:
         ev = card["evaluation"]
         print(f"{name:16s} mIoU {ev['miou']:.3f}  ambiguous mIoU {ev['miou_ambiguous']:.3f}  -> {Path(args.out) / name}.safetensors")
     if args.json:
-        print(json.dumps({k: c["evaluation"] for k, c in cards.items()}, indent=2))
+        print(jsonsafe.dumps({k: c["evaluation"] for k, c in cards.items()}, indent=2))
 
 
 def _evaluate(args) -> None:
@@ -135,7 +136,7 @@ def _evaluate(args) -> None:
     size = args.size or (getattr(model, "card", {}) or {}).get("input_size", [384])[0]
     result = evaluate(model, args.scenes, args.seed, (size, size), progress=not args.json)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(jsonsafe.dumps(result, indent=2))
         return
     for c in CLASSES:
         v = result["iou"][c]
@@ -173,6 +174,22 @@ def _compare(args) -> None:
         print(path)
 
 
+def bounded(lo: int, hi: int):
+    """An argparse type: an integer lo..hi, or argparse's one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is outside {lo}..{hi}")
+        return v
+    return parse
+
+
+COUNT, SIDE, SEED = bounded(1, 10_000), bounded(32, 2048), bounded(0, 2**32 - 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vizattn", description="See what attention modules attend.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     bm = bench.add_parser("modules", help="time, peak memory and FLOPs of every module vs the non-local block")
     bm.add_argument("--paper", nargs="*", choices=["ANN", "ISA"], help="only these papers' set-ups")
     bm.add_argument("--modules", nargs="*", help="only these modules (the dense NL reference is always kept)")
-    bm.add_argument("--warmup", type=int, default=1)
-    bm.add_argument("--repeats", type=int, default=2)
+    bm.add_argument("--warmup", type=bounded(0, 100), default=1)
+    bm.add_argument("--repeats", type=bounded(1, 100), default=2)
     bm.add_argument("--device", default="cpu")
     bm.add_argument("--out", default="bench-out")
     bm.set_defaults(func=_bench_modules)
@@ -200,29 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
     bmm = bench.add_parser("mmseg", help="forward time and peak memory of the mmseg R-50-D8 models vizattn opens")
     bmm.add_argument("--heads", nargs="*", help="only these (nl isa cc gc ann da psa)")
     bmm.add_argument("--sizes", nargs="+", default=["512x1024", "1024x2048"])
-    bmm.add_argument("--repeats", type=int, default=1)
+    bmm.add_argument("--repeats", type=bounded(1, 100), default=1)
     bmm.add_argument("--device", default="cpu")
     bmm.set_defaults(func=_bench_mmseg)
     bfo = bench.add_parser("foreign", help="extra memory and time of capturing a SegFormer-B0 (transformers)")
-    bfo.add_argument("--size", type=int, default=512)
-    bfo.add_argument("--repeats", type=int, default=2)
+    bfo.add_argument("--size", type=SIDE, default=512)
+    bfo.add_argument("--repeats", type=bounded(1, 100), default=2)
     bfo.set_defaults(func=_bench_foreign)
     ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
                                       "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ba.add_argument("--clicks", type=int, default=10)
+    ba.add_argument("--clicks", type=bounded(1, 1000), default=10)
     ba.set_defaults(func=_bench_app)
 
     da = sub.add_parser("data", help="class statistics and the share of pixels whose cue lies beyond the receptive field")
-    da.add_argument("--scenes", type=int, default=100)
-    da.add_argument("--size", type=int, default=384)
-    da.add_argument("--seed", type=int, default=1_000_000_000)
+    da.add_argument("--scenes", type=COUNT, default=100)
+    da.add_argument("--size", type=SIDE, default=384)
+    da.add_argument("--seed", type=SEED, default=1_000_000_000)
     da.set_defaults(func=_data)
 
     tr = sub.add_parser("train", help="train heads on generated scenes and write pretrained/NAME.safetensors + card")
     tr.add_argument("--head", nargs="*", help="head name(s)")
     tr.add_argument("--all", action="store_true", help="the whole zoo: backbone, FCN baseline and every head")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=SEED, default=0)
     tr.add_argument("--backbone-steps", type=int)
     tr.add_argument("--head-steps", type=int)
     tr.add_argument("--pool", type=int, help="number of training scenes")
@@ -248,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models (or yours, on your images): "
                                        "figures, JSON, report.md")
     rp.add_argument("--out", required=True)
-    rp.add_argument("--scenes", type=int, default=20, help="how many generated scenes (or images from --images)")
+    rp.add_argument("--scenes", type=COUNT, default=20, help="how many generated scenes (or images from --images)")
     rp.add_argument("--models", nargs="*", help="bundled names or checkpoint paths (default: every bundled attention model)")
     rp.add_argument("--images", help="a folder of images to analyse instead of generated scenes")
     rp.set_defaults(func=_report)
@@ -257,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="per-class IoU and mIoU on freshly generated scenes")
     ev.add_argument("--model", required=True, help="bundled name or checkpoint path")
-    ev.add_argument("--scenes", type=int, default=100)
-    ev.add_argument("--seed", type=int, default=1_000_000_000, help="first scene seed (training never uses >= 1e9)")
-    ev.add_argument("--size", type=int, help="scene side in px (default: the model's training size)")
+    ev.add_argument("--scenes", type=COUNT, default=100)
+    ev.add_argument("--seed", type=SEED, default=1_000_000_000, help="first scene seed (training never uses >= 1e9)")
+    ev.add_argument("--size", type=SIDE, help="scene side in px (default: the model's training size)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_evaluate)
     return parser
@@ -272,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     except VizattnError as err:
         print(f"vizattn: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a disk full, a folder without permission: the user's to fix, in one sentence
+        print(f"vizattn: {err.strerror or err} ({getattr(err, 'filename', '') or 'no file named'}); nothing more "
+              "was written.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vizattn: interrupted; files already written stay.", file=sys.stderr)
+        return 130
     return 0
 
 

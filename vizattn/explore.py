@@ -87,9 +87,18 @@ def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forwa
     """The single forward pass with capture; every click afterwards only reads the records.
     `progress(done, total)` is called as the forward advances (slide crops of large foreign models)."""
     model.eval()
-    with capture(model) as cap:
-        logits = logits_for(model, image, progress)
+    try:
+        with capture(model) as cap:
+            logits = logits_for(model, image, progress)
+    except VizattnError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:  # a model that cannot take this input
+        raise VizattnError(f"The model failed on this {image.shape[0]}×{image.shape[1]} image ({type(err).__name__}: "
+                           f"{str(err)[:160]}); it may need another input size or kind of model.") from None
     logits = getattr(logits, "logits", logits)  # transformers outputs
+    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and not bool(torch.isfinite(logits).all()):
+        raise VizattnError("The model's output on this image is not finite (NaN or Inf), so it predicts nothing; "
+                           "its weights or its input scale are broken.")
     classes, palette = model_classes(model)
     if not (isinstance(logits, torch.Tensor) and logits.dim() == 4):  # a backbone or encoder: attention, no labels
         h, w = image.shape[:2]

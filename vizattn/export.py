@@ -4,7 +4,6 @@ figure as HTML, the raw maps as NPZ and the metadata as JSON. The app's download
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vizattn import jsonsafe
 from vizattn.errors import VizattnError
 from vizattn.explore import Forward, Panel, panels, run_model
 from vizattn.viz.figures import FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
@@ -47,7 +47,9 @@ def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
         try:
             seed = int(spec.split(":", 1)[1])
         except ValueError:
-            raise VizattnError(f"'{spec}' is not scene:SEED with an integer seed, e.g. scene:7.") from None
+            seed = -1
+        if not 0 <= seed < 2**32:
+            raise VizattnError(f"'{spec}' is not scene:SEED with a seed 0..4294967295, e.g. scene:7.") from None
         s = generate_scene(seed, (size, size))
         return ImageSource(s.image, f"scene{seed}", s.labels, s.instances)
     return ImageSource(read_image(spec), safe_name(Path(spec).stem))
@@ -76,7 +78,7 @@ def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict
     files[f"{stem}.html"] = plotly_grid(image, chosen, titles, title=title).to_html(include_plotlyjs=True,
                                                                                   full_html=True).encode()
     files[f"{stem}.npz"] = maps_npz(chosen, meta)
-    files[f"{stem}.json"] = json.dumps(meta, indent=2).encode()
+    files[f"{stem}.json"] = jsonsafe.dumps(meta, indent=2).encode()
     return files
 
 
@@ -88,6 +90,9 @@ def panel_meta(p: Panel, model: str) -> dict:
 
 def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
     chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
+    if not forward.records:
+        raise VizattnError(f"'{model_name}' has no attention module to show (fcn is the baseline without one); "
+                           "choose a model with one.")
     if not chosen:
         raise VizattnError(f"No module of '{model_name}' has a view '{view}'; leave --view out to see every view.")
     meta = {"image": src.name, "image_shape": list(forward.shape), "panels": [panel_meta(p, model_name) for p in chosen],
@@ -115,13 +120,47 @@ def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: s
     return bundle(src.image, chosen, titles, meta, base_name("compare", src.name, pixel, view or "main"))
 
 
+def output_dir(out: str | Path) -> Path:
+    """The folder named by --out, made if missing. Refused with one sentence: something there that is not a
+    folder (a file, /dev/null) or a symbolic link (which could point writes anywhere)."""
+    out = Path(out)
+    if out.is_symlink():
+        raise VizattnError(f"--out '{out}' is a symbolic link; vizattn writes only into a real folder it can see. "
+                           "Give the folder itself.")
+    if out.exists() and not out.is_dir():
+        raise VizattnError(f"--out '{out}' exists and is not a folder; give a folder (it is made if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VizattnError(f"--out '{out}' cannot be made ({err.strerror}); give a folder you can write to.") from None
+    return out
+
+
+def write_into(out: Path, name: str, data: bytes) -> Path:
+    """Write one file directly inside `out`, never through a symbolic link planted there and never elsewhere."""
+    import os
+
+    target = out / name
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise VizattnError(f"'{name}' is not a plain file name; nothing was written.")
+    if target.is_symlink():
+        raise VizattnError(f"'{target}' is a symbolic link vizattn did not make; remove it or choose another --out.")
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise VizattnError(f"'{target}' cannot be written ({err.strerror}); choose another --out.") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return target
+
+
 def _write(files: dict[str, bytes], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-        paths.append(out / name)
-    return paths
+    out = output_dir(out)
+    planted = [n for n in files if (out / n).is_symlink()]
+    if planted:  # checked for every file first, so a refusal leaves the folder as it was
+        raise VizattnError(f"'{out / planted[0]}' is a symbolic link vizattn did not make; remove it or choose "
+                           "another --out. Nothing was written.")
+    return [write_into(out, name, data) for name, data in files.items()]
 
 
 def forward_with_bar(model, image: np.ndarray, label: str) -> Forward:

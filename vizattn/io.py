@@ -5,10 +5,13 @@ Checkpoints are never unpickled with code execution: safetensors first, torch fi
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import pickle
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +20,39 @@ import torch
 from vizattn.errors import VizattnError
 
 MAX_CHECKPOINT_BYTES = 512 * 2**20
+MAX_INFLATED_BYTES = 1024 * 2**20  # what a torch archive's entries may add up to once read
+MAX_IMAGE_BYTES = 64 * 2**20
 MAX_IMAGE_PIXELS = 4096 * 4096  # against decompression bombs
 MAX_IMAGE_SIDE = 1024  # images are resized so that their longer side is at most this
+MAX_JPEG_SCANS = 64  # progressive JPEGs use about 10; thousands of empty scans cost minutes of CPU
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")  # opened by content: nothing else reaches a decoder
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+_REFUSED: OrderedDict[str, tuple] = OrderedDict()  # content hash -> (file name, the sentence it was refused with)
+_REFUSED_MAX = 256
 
 
+def remember_refusals(read):
+    """Refusals are remembered by content hash: the same bad bytes (a rerun, a second session) are refused again
+    at once, without being parsed or decoded a second time."""
+    @functools.wraps(read)
+    def wrapper(source, name=None, *args, **kwargs):
+        if not isinstance(source, (bytes, bytearray)):
+            return read(source, name, *args, **kwargs)
+        digest = hashlib.sha256(source).hexdigest()
+        if digest in _REFUSED:
+            old, sentence = _REFUSED[digest]
+            raise VizattnError(sentence.replace(f"'{old}'", f"'{name}'") if name and old else sentence)
+        try:
+            return read(source, name, *args, **kwargs)
+        except VizattnError as err:
+            _REFUSED[digest] = (name, str(err))
+            while len(_REFUSED) > _REFUSED_MAX:
+                _REFUSED.popitem(last=False)
+            raise
+    return wrapper
+
+
+@remember_refusals
 def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict of tensors, metadata) from a .safetensors or torch file (path or bytes)."""
     data, name = _read_bytes(source, name, MAX_CHECKPOINT_BYTES, "checkpoint")
@@ -114,7 +145,26 @@ def plain_meta(obj, name: str):
     return walk(obj, 0)
 
 
+def _check_archive(data: bytes, name: str) -> None:
+    """A torch zip's directory, read before torch.load: torch writes its entries uncompressed, so a compressed
+    entry (which could inflate far beyond the file) or entries adding up past the limit are refused."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a readable zip: torch.load says so below
+    if len(entries) > 100_000 or any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise VizattnError(f"'{name}' is an archive with compressed or countless entries, which torch.save never "
+                           "writes; it was not read. Save the weights again with torch.save or as .safetensors.")
+    total = sum(e.file_size for e in entries)
+    if total > MAX_INFLATED_BYTES:
+        raise VizattnError(f"'{name}' holds {total / 2**20:,.0f} MB once read, over the {MAX_INFLATED_BYTES // 2**20} MB "
+                           "vizattn reads; use a smaller checkpoint.")
+
+
 def _read_torch(data: bytes, name: str):
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        _check_archive(data, name)
     try:
         with torch.serialization.safe_globals(_harmless_globals()):
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -160,17 +210,26 @@ def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str
         )
 
 
+@remember_refusals
 def read_image(source: str | Path | bytes, name: str | None = None, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
     """An H×W×3 uint8 RGB array from PNG/JPEG/BMP/TIFF/WebP bytes or a path, any mode, EXIF-rotated,
-    shrunk so that its longer side is at most max_side."""
-    from PIL import Image, ImageOps
+    shrunk so that its longer side is at most max_side. The format is told by content and only these five are
+    opened (an EPS or PostScript file named .png never reaches Ghostscript); decoding work is bounded by pixels
+    and, for progressive JPEGs, by their number of scans."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    data, name = _read_bytes(source, name, 64 * 2**20, "image")
+    data, name = _read_bytes(source, name, MAX_IMAGE_BYTES, "image")
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError("too many pixels")
+            # in JPEG's entropy-coded data every 0xFF is followed by 0x00, so FF DA only ever starts a scan
+            scans = data.count(b"\xff\xda") if im.format == "JPEG" else 0
+            if scans > MAX_JPEG_SCANS:
+                raise VizattnError(f"'{name}' is a JPEG with {scans:,} scans (progressive JPEGs "
+                                   f"have about 10; vizattn decodes at most {MAX_JPEG_SCANS}); save it again as a "
+                                   "baseline JPEG or PNG.")
             im = ImageOps.exif_transpose(im)
             im = _to_rgb(im)
             if max(im.size) > max_side:
@@ -183,6 +242,9 @@ def read_image(source: str | Path | bytes, name: str | None = None, max_side: in
         ) from None
     except VizattnError:
         raise
+    except UnidentifiedImageError:
+        raise VizattnError(f"'{name}' is not a PNG, JPEG, BMP, TIFF or WebP image (told by its content, not its "
+                           "name); convert it to one of these.") from None
     except Exception as err:  # PIL raises many types for bad bytes; all mean the same to a user
         raise VizattnError(
             f"'{name}' is not a readable image (it may be truncated or not an image); use a PNG, JPEG, BMP, TIFF "

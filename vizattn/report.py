@@ -5,7 +5,6 @@ Writes every figure (PNG and SVG), `report.json` with every number, and `report.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 import time
 from collections import defaultdict
@@ -14,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vizattn import jsonsafe
+from vizattn.export import output_dir, write_into
 from vizattn.analysis import coverage as cov
 from vizattn.analysis import query_independence as qi
 from vizattn.analysis import unary
@@ -36,8 +37,10 @@ ANN_CLAIMS = {"apnb_speedup": 6.0, "apnb_memory": 28.0}
 
 
 def _save(fig, out: Path, name: str, written: list) -> None:
+    from vizattn.viz.figures import figure_bytes
+
     for fmt in ("png", "svg"):
-        fig.savefig(out / f"{name}.{fmt}", format=fmt)
+        write_into(out, f"{name}.{fmt}", figure_bytes(fig, fmt))
         written.append(f"{name}.{fmt}")
 
 
@@ -96,8 +99,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     classes and prediction, and the analyses that evaluate on our scenes (LESA ablation, CC loops,
     attribution) run only for models trained on them."""
     t_start = time.time()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     photos = _images(images, scenes) if images is not None else None  # a bad folder is said before any model loads
     names = models or [n for n in available(directory) if n != "fcn"]
     loaded = {n: _load_model(n, directory) for n in names}
@@ -238,8 +240,8 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
 
     result["figures"] = written
     result["wall_time_s"] = round(time.time() - t_start, 1)
-    (out / "report.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    (out / "report.md").write_text(render_markdown(result))
+    write_into(out, "report.json", (jsonsafe.dumps(result, indent=2, default=float) + "\n").encode())
+    write_into(out, "report.md", render_markdown(result).encode())
     return result
 
 

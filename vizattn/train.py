@@ -163,7 +163,9 @@ def train(heads: list[str], cfg: TrainConfig, out_dir: Path = PRETRAINED, progre
     """Train the named heads and write weights + cards. The backbone is trained first (end to end with a
     throw-away FCN head) when `fcn` is asked for or no trained backbone exists yet; then every head,
     the FCN baseline included, gets the same schedule on the same frozen backbone."""
-    out_dir = Path(out_dir)
+    from vizattn.export import output_dir
+
+    out_dir = output_dir(out_dir)
     unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise VizattnError(f"Unknown head(s) {', '.join(unknown)}; choose from {', '.join(HEADS)}.")

@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from vizattn.errors import VizattnError
 from vizattn.io import check_fits, read_checkpoint
-from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model
+from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
+from vizattn.schema import check_cost
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -49,6 +50,9 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
 
         if is_hf_directory(name_or_path):
             return load_directory(name_or_path)
+        if Path(name_or_path).is_dir():
+            raise VizattnError(f"'{name_or_path}' is a folder but not a transformers model folder (config.json and "
+                               "model.safetensors); give a checkpoint file or such a folder.")
         if isinstance(name_or_path, str) and FACTORY.fullmatch(name_or_path) and not Path(name_or_path).exists():
             return load_factory(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in available():
@@ -68,8 +72,11 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
                                  and is_mmseg_state({k[7:]: v for k, v in state.items()})):
         return from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
     config = _config(meta, card, head, name, state)
+    with torch.device("meta"):  # shapes only: a hostile config allocates nothing before it is checked
+        shell = build_model(config)
+    check_fits(shell, state, name)
+    check_cost(shell.eval(), name)
     model = build_model(config)
-    check_fits(model, state, name)
     model.load_state_dict(state, strict=True)
     model.card = card
     return model.eval()
@@ -89,7 +96,10 @@ def load_factory(spec: str) -> torch.nn.Module:
     except (ImportError, AttributeError) as err:
         raise VizattnError(f"'{spec}' names no importable function ({type(err).__name__}: {err}); give "
                            "package.module:function on this Python path.") from None
-    model = factory()
+    try:
+        model = factory()
+    except Exception as err:  # the user's own code: its failure is reported, not a traceback
+        raise VizattnError(f"'{spec}' raised {type(err).__name__} while building the model: {err}") from None
     if not isinstance(model, torch.nn.Module):
         raise VizattnError(f"'{spec}' returned a {type(model).__name__}, not a torch.nn.Module.")
     return model.eval()
@@ -97,15 +107,18 @@ def load_factory(spec: str) -> torch.nn.Module:
 
 def _config(meta: dict, card: dict, head: str | None, name: str, state: dict | None = None) -> ModelConfig:
     raw = meta.get("vizattn_config")
-    try:
-        if head is not None:
-            return ModelConfig(head=head)
-        if raw:
-            return ModelConfig(**json.loads(raw))
-        if card.get("config"):
-            return ModelConfig(**card["config"])
-    except (TypeError, json.JSONDecodeError):
-        raise VizattnError(f"'{name}' carries a vizattn configuration this version cannot read; pick its head by hand.") from None
+    if head is not None:
+        return ModelConfig(head=head)
+    if raw:
+        try:
+            parsed = json.loads(raw) if isinstance(raw, str) and len(raw) <= 100_000 else None
+        except (ValueError, RecursionError):
+            parsed = None
+        if parsed is None:
+            raise VizattnError(f"'{name}' carries a vizattn configuration this version cannot read; pick its head by hand.")
+        return config_from_dict(parsed, name)
+    if card.get("config"):
+        return config_from_dict(card["config"], name)
     found = head_from_keys(state or {})
     if found:
         return ModelConfig(head=found)

@@ -99,8 +99,13 @@ def run(setups=SETUPS, entries=ENTRIES, warmup: int = 1, repeats: int = 2, devic
         ])
         del module, x
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "modules.csv", "w", newline="") as f:
-            csv.writer(f).writerows([HEADER] + rows)
-        (out_dir / "modules.md").write_text(markdown_table(HEADER, rows) + "\n")
+        import io
+
+        from vizattn.export import output_dir, write_into
+
+        out_dir = output_dir(out_dir)
+        table = io.StringIO()
+        csv.writer(table).writerows([HEADER] + rows)
+        write_into(out_dir, "modules.csv", table.getvalue().encode())
+        write_into(out_dir, "modules.md", (markdown_table(HEADER, rows) + "\n").encode())
     return rows

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizattn import schema
 from vizattn.errors import VizattnError
 from vizattn.models.resnet import DEPTHS, ResNetV1c
 from vizattn.modules import create_attention
@@ -351,12 +352,9 @@ def apply_meta_config(cfg: MMSegConfig, meta: dict, name: str) -> None:
     if head.get("type") not in (None, HEAD_NAMES[cfg.head]):
         raise VizattnError(f"'{name}' says its head is {head.get('type')}, but its weights are those of a "
                            f"{HEAD_NAMES[cfg.head]}; the checkpoint is inconsistent.")
-    for key, check in BOUNDS.items():
-        if key in head:
-            if not check(head[key]):
-                raise VizattnError(f"'{name}' has a config with {key}={head[key]!r}, outside what vizattn accepts "
-                                   f"({BOUND_TEXT[key]}); it was not loaded.")
-            o[key] = head[key]
+    given = {key: head[key] for key in BOUNDS if key in head}
+    schema.check(given, BOUNDS, name, "config")
+    o.update(given)
     if "mask_size" in head:
         m = tuple(head["mask_size"]) if isinstance(head["mask_size"], (list, tuple)) else ()
         have = o.get("mask_size")
@@ -379,15 +377,14 @@ def apply_meta_config(cfg: MMSegConfig, meta: dict, name: str) -> None:
     test = model.get("test_cfg") or {}
     if test.get("mode") in ("whole", "slide"):
         cfg.mode = test["mode"]
-    size_ok = lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_pos_int(8, 4096)(x) for x in v)  # noqa: E731
     if cfg.mode == "slide":
         crop, stride = test.get("crop_size", cfg.crop), test.get("stride", cfg.stride)
-        if not (size_ok(crop) and size_ok(stride)):
+        if not (SIZE.check(crop) and SIZE.check(stride)):
             raise VizattnError(f"'{name}' has a slide-mode crop {crop!r} or stride {stride!r} outside 8..4096 px; "
                                "it was not loaded.")
         cfg.crop, cfg.stride = tuple(crop), tuple(stride)
     scale = _test_scale(values)
-    if scale and size_ok(scale):
+    if scale and SIZE.check(scale):
         cfg.test_scale = scale
 
 
@@ -409,20 +406,14 @@ def _test_scale(values: dict) -> tuple | None:
 
 
 MAX_CONFIG_CHARS = 1_000_000
-_pos_int = lambda lo, hi: lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi  # noqa: E731
 # every hyper-parameter read from a checkpoint's config is untrusted: types and bounds before anything is built
 BOUNDS = {
-    "recurrence": _pos_int(1, 8),
-    "down_factor": lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_pos_int(1, 64)(x) for x in v),
-    "key_pool_scales": lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 8 and all(_pos_int(1, 16)(x) for x in v),
-    "shrink_factor": _pos_int(1, 8),
-    "normalization_factor": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1e-6 <= v <= 1e9,
-    "psa_type": lambda v: v in ("collect", "distribute", "bi-direction"),
-    "use_scale": lambda v: isinstance(v, bool),
+    "recurrence": schema.integer(1, 8), "down_factor": schema.integers(1, 64, 2),
+    "key_pool_scales": schema.integers(1, 16), "shrink_factor": schema.integer(1, 8),
+    "normalization_factor": schema.number(1e-6, 1e9),
+    "psa_type": schema.choice("collect", "distribute", "bi-direction"), "use_scale": schema.FLAG,
 }
-BOUND_TEXT = {"recurrence": "an integer 1..8", "down_factor": "two integers 1..64", "key_pool_scales": "1..8 integers 1..16",
-              "shrink_factor": "an integer 1..8", "normalization_factor": "a number 1e-6..1e9",
-              "psa_type": "collect, distribute or bi-direction", "use_scale": "true or false"}
+SIZE = schema.integers(8, 4096, 2)
 
 
 def parse_config(text: str, name: str) -> dict:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizattn import schema
 from vizattn.errors import VizattnError
 from vizattn.models.backbone import Backbone
 from vizattn.modules import create_attention
@@ -99,6 +100,38 @@ class Segmenter(nn.Module):
     def forward(self, x):
         low, high = self.backbone(x)
         return F.interpolate(self.head(low, high), size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+# what a checkpoint's vizattn configuration may say: every field typed and bounded (see vizattn.schema)
+CONFIG_BOUNDS = {
+    "head": schema.choice(*HEADS), "num_classes": schema.integer(1, 4096), "widths": schema.integers(1, 1024, 3),
+    "dilation": schema.integer(1, 16), "head_channels": schema.integer(1, 1024),
+    "module_options": schema.Bound(lambda v: isinstance(v, dict), "a mapping of option names to values"),
+}
+_CH = schema.integer(1, 1024)
+OPTION_BOUNDS = {
+    None: {},
+    "nonlocal": {"reduction": schema.integer(1, 64)},
+    "isa": {"group": schema.integers(1, 64, 2), "key_channels": _CH, "value_channels": _CH, "value_bias": schema.FLAG},
+    "criss_cross": {"recurrence": schema.integer(1, 8), "reduction": schema.integer(1, 64)},
+    "gc": {"ratio": schema.number(1 / 1024, 4), "pooling": schema.choice("att", "avg"),
+           "fusion": schema.subset("channel_add", "channel_mul")},
+    "lesa": {"heads": schema.integer(1, 64), "shrink": schema.integer(1, 64), "position": schema.integers(1, 256, 2)},
+    "psa": {"mode": schema.choice("parallel", "sequential"), "variant": schema.choice("official", "paper")},
+    "ann": {},
+    "danet": {"reduction": schema.integer(1, 64), "branch_convs": schema.FLAG, "out_channels": _CH},
+}
+
+
+def config_from_dict(raw, name: str) -> ModelConfig:
+    """A ModelConfig from untrusted data (a checkpoint's metadata, a model card): every field and module option
+    typed and bounded, unknown ones refused, one sentence for the first that is not."""
+    if not isinstance(raw, dict) or "head" not in raw:
+        raise VizattnError(f"'{name}' carries a vizattn configuration without a head; pick its head by hand.")
+    schema.check(raw, CONFIG_BOUNDS, name, unknown_allowed=False)
+    options = raw.get("module_options") or {}
+    schema.check(options, OPTION_BOUNDS[HEADS[raw["head"]][0]], name, "module", unknown_allowed=False)
+    return ModelConfig(**raw)
 
 
 def build_model(cfg: ModelConfig | dict) -> Segmenter:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 
 import numpy as np
 
+from vizattn import jsonsafe
 from vizattn.viz.overlay import colormap, heat_overlay, scale
 
 FORMATS = ("png", "svg", "pdf")
@@ -29,7 +29,8 @@ def matplotlib_grid(image: np.ndarray, panels, titles: list[str] | None = None, 
 
     rows, cols = _grid_shape(len(panels), columns)
     h, w = image.shape[:2]
-    fig = Figure(figsize=(3.2 * cols, 3.2 * rows * h / w + 0.5), dpi=120)
+    # any aspect ratio: cells at most 4:1 either way (an extreme image is letterboxed inside its cell)
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows * min(4.0, max(0.25, h / w)) + 0.5), dpi=120)
     vmax = shared_vmax(panels)
     for i, p in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -138,6 +139,6 @@ def maps_npz(panels, meta: dict) -> bytes:
         key = f"{i:02d}_{p.module}_{p.view}".replace(".", "-")
         arrays[f"{key}__grid"] = p.grid_map
         arrays[f"{key}__image"] = p.image_map.astype(np.float32)
-    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["meta_json"] = np.frombuffer(jsonsafe.dumps(meta).encode(), dtype=np.uint8)
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
