@@ -402,26 +402,24 @@ def histogram_chart(title: str, values) -> dict:
 
 
 @st.cache_data(max_entries=32, show_spinner="Analysing this image…")
-def image_analyses(forward_key: str, _fw) -> list[dict]:
-    """Per-module analyses of one (model, image); they do not depend on the clicked pixel, so a click reuses them."""
-    from vizattn.analysis.coverage import loop_coverage
-    from vizattn.analysis.maps import maps_at, sample_queries
-    from vizattn.analysis.query_independence import mean_cosine_distance
-    from vizattn.analysis.unary import gate_shares, unary_share
+def image_analyses(forward_key: str, _fw, _labels, _instances) -> dict:
+    """The report's per-image statistics for one (model, image), by the same code as `vizattn report` and
+    `vizattn analyze` (vizattn.analysis.summary); they do not depend on the clicked pixel, so a click reuses them."""
+    from vizattn.analysis.summary import analyse_forward, sections
 
-    rows = []
-    for name, rec in _fw.records.items():
-        q = sample_queries(rec.grid, 48)
-        row = {"module": name, "kind": rec.kind,
-               "map distance between queries (GCNet)": mean_cosine_distance(maps_at(rec, q).reshape(len(q), -1))}
-        if rec.kind in ("nonlocal", "danet", "lesa"):
-            row["self weight (unary share)"] = unary_share(rec, 128)["unary"]
-        if rec.kind == "lesa":
-            row["LESA gate unary share"] = gate_shares(rec)["unary"]
-        if rec.kind == "criss_cross":
-            row.update({f"coverage {k}": v for k, v in loop_coverage(rec).items()})
-        rows.append(row)
-    return rows
+    return sections(analyse_forward("model", _fw, None, _labels, _instances, _fw.classes, 48, seed=0))
+
+
+def analysis_rows(numbers: dict) -> list[dict]:
+    rows = {}
+    for label, v in numbers["query_independence"].items():
+        rows.setdefault(label, {"module": label})["map distance between queries (GCNet)"] = v.get("attention")
+    for label, v in numbers["unary_binary"].items():
+        key = "LESA gate unary share" if "gate" in label else "self weight (unary share)"
+        rows.setdefault(label.split(" (")[0], {"module": label.split(" (")[0]})[key] = v.get("unary")
+    for k, v in numbers.get("coverage", {}).items():
+        rows.setdefault("model", {"module": "model"})[f"coverage {k}"] = v
+    return list(rows.values())
 
 
 def analysis_view(model, fw, src, pixel, chosen):
@@ -429,7 +427,6 @@ def analysis_view(model, fw, src, pixel, chosen):
     import copy
 
     from vizattn.analysis.attribution import attribution_report
-    from vizattn.analysis.psa import psa_summary
     from vizattn.evaluate import to_tensor
     from vizattn.viz.analysis_figures import attribution_figure, psa_figure
 
@@ -440,13 +437,19 @@ def analysis_view(model, fw, src, pixel, chosen):
         st.info("The analyses run on vizattn's own models; for another model use the Attention, Statistics and "
                 "Export tabs, `vizattn query` / `vizattn compare`, or `vizattn report --models PATH --images DIR`.")
         return
-    rows = image_analyses(st.session_state["forward_key"], fw)
-    st.dataframe(rows, hide_index=True)
+    truth = src.labels is not None and fw.classes == list(SCENE_CLASSES)
+    numbers = image_analyses(st.session_state["forward_key"], fw, src.labels if truth else None,
+                             src.instances if truth else None)
+    st.dataframe(analysis_rows(numbers), hide_index=True)
+    where = [{"module": m, "query class": c, **v} for m, table in numbers["where"].items() for c, v in table.items()]
+    if where:
+        st.dataframe(where, hide_index=True)
+        st.caption(f"Where attention lands, by the query's class ({'ground truth' if truth else 'the prediction'}): "
+                   "mass on its own class and instance, mean distance in px; 48 sampled queries.")
     st.caption(f"Main view per module: {', '.join(sorted({r.default_view for r in fw.records.values()}))}. "
                "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")
-    psa = {n: psa_summary(r) for n, r in fw.records.items() if r.kind == "psa"}
-    if psa:
-        st.pyplot(psa_figure(psa))
+    if numbers.get("psa"):
+        st.pyplot(psa_figure(numbers["psa"]))
     first = chosen[0] if chosen else None
     if first and st.button("Attribute this pixel (Integrated Gradients, Saliency, LayerGradCam)", key="attribute"):
         with st.spinner("Attributing… (32 integration steps, in chunks of 4)"):

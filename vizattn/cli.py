@@ -67,6 +67,15 @@ def _bench_foreign(args) -> None:
     print(markdown_table(foreign.HEADER, foreign.run(args.size, args.repeats)))
 
 
+def _bench_analyze(args) -> None:
+    from vizattn.bench import analyze
+    from vizattn.bench.measure import markdown_table
+
+    speed, memory = analyze.run(args.model, args.images, args.memory_images, args.size)
+    print(markdown_table(analyze.SPEED_HEADER, speed) + "\n")
+    print(markdown_table(analyze.MEMORY_HEADER, memory))
+
+
 def _bench_app(args) -> None:
     from vizattn.bench import app
     from vizattn.bench.measure import markdown_table
@@ -142,6 +151,18 @@ def _evaluate(args) -> None:
         v = result["iou"][c]
         print(f"{c:12s} {'  n/a' if v is None else f'{v:.3f}'}")
     print(f"{'mIoU':12s} {result['miou']:.3f}\n{'ambiguous':12s} {result['miou_ambiguous']:.3f}  (road, sidewalk, vegetation, terrain)")
+
+
+def _analyze(args) -> None:
+    from vizattn.analyze import Job, analyze
+
+    if args.images is None and args.scenes is None:
+        raise VizattnError("Give --images DIR or --scenes N: what to analyse.")
+    job = Job(model=args.model, images=args.images, scenes=args.scenes, labels=args.labels, queries=args.queries,
+              size=args.size)
+    r = analyze(job, args.out, args.engine, args.workers, args.address, args.gpus, args.shard_size)
+    print(f"analysed {r['images']} images of {args.model} ({r['resumed_shards']} shards already done) in "
+          f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet, report.md and {len(r['figures'])} figures")
 
 
 def _models(args) -> None:
@@ -224,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     bfo.add_argument("--size", type=SIDE, default=512)
     bfo.add_argument("--repeats", type=bounded(1, 100), default=2)
     bfo.set_defaults(func=_bench_foreign)
+    ban = bench.add_parser("analyze", help="images/s of vizattn analyze (1, 2 local processes; Ray, 2 actors) and "
+                                           "peak memory vs number of images")
+    ban.add_argument("--model", default="criss_cross")
+    ban.add_argument("--images", type=COUNT, default=100)
+    ban.add_argument("--memory-images", type=COUNT, nargs="+", default=[100, 400])
+    ban.add_argument("--size", type=SIDE, default=384)
+    ban.set_defaults(func=_bench_analyze)
     ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
                                       "(needs chromium)")
     ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -269,6 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--models", nargs="*", help="bundled names or checkpoint paths (default: every bundled attention model)")
     rp.add_argument("--images", help="a folder of images to analyse instead of generated scenes")
     rp.set_defaults(func=_report)
+
+    an = sub.add_parser("analyze", help="the papers' statistics over a whole image set, locally or on a Ray cluster; "
+                                        "resumable")
+    an.add_argument("--model", required=True, help="bundled name or checkpoint path (ours, mmseg, a transformers folder)")
+    an.add_argument("--images", help="a folder of images")
+    an.add_argument("--scenes", type=COUNT, help="how many generated scenes (or the first N images of --images)")
+    an.add_argument("--labels", help="a folder of label PNGs named like the images (class indices, 255 = ignore, "
+                                     "or the model's palette colours)")
+    an.add_argument("--out", required=True)
+    an.add_argument("--engine", choices=["local", "ray"], default="local")
+    an.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
+    an.add_argument("--workers", type=bounded(1, 1024), default=1, help="processes (local) or actors (ray)")
+    an.add_argument("--gpus", type=bounded(0, 1), default=0, help="1: one GPU per Ray actor")
+    an.add_argument("--shard-size", type=bounded(1, 1000), default=8, help="images per shard (the unit of resume)")
+    an.add_argument("--queries", type=bounded(2, 4096), default=64, help="sampled query positions per image")
+    an.add_argument("--size", type=SIDE, default=384, help="side of the generated scenes in px")
+    an.set_defaults(func=_analyze)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
 

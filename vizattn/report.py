@@ -21,8 +21,7 @@ from vizattn.analysis import unary
 from vizattn.analysis.attribution import attribution_report
 from vizattn.analysis.distances import map_distances
 from vizattn.analysis.maps import PAIRWISE, maps_at, module_io, sample_queries
-from vizattn.analysis.psa import psa_summary
-from vizattn.analysis.where import by_class, where_attention_goes
+from vizattn.analysis.summary import Summary, analyse_forward, sections
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
 from vizattn.errors import VizattnError
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
@@ -116,11 +115,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     classes = {n: model_classes(m)[0] for n, m in loaded.items()}
     written: list[str] = []
 
-    qi_acc = defaultdict(lambda: defaultdict(list))
-    unary_acc = defaultdict(lambda: defaultdict(list))
-    cover_acc = defaultdict(list)
-    where_rows = defaultdict(list)
-    psa = {}
+    total = Summary()
     first_forward = {}
     steps = [(n, i) for n in names for i in range(scenes)]
     for name, i in tqdm(steps, desc="analyses", disable=not progress):
@@ -129,32 +124,11 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
             fw = run_model(model, scene.image)
         if i == 0:
             first_forward[name] = fw
-        for mod, rec in fw.records.items():
-            label = f"{name}:{mod.split('.')[-1]}" if len(fw.records) > 1 else name
-            if rec.kind in PAIRWISE or rec.kind == "gc":
-                inp, outp = io_[mod]
-                for k, v in qi.query_independence(rec, inp, outp, queries, seed=i).items():
-                    qi_acc[label][k].append(v)
-            if rec.kind in ("nonlocal", "danet", "lesa"):
-                for k, v in unary.unary_share(rec, queries * 4, seed=i).items():
-                    unary_acc[f"{label} (softmax self weight)"][k].append(v)
-            if rec.kind == "lesa":
-                for k, v in unary.gate_shares(rec).items():
-                    unary_acc[f"{label} (gate 1/(1+w))"][k].append(v)
-            if rec.kind == "criss_cross":
-                for k, v in cov.loop_coverage(rec, queries, seed=i).items():
-                    cover_acc[k].append(v)
-            if rec.kind in PAIRWISE:
-                truth = scene.labels is not None and name in own  # scene labels are in our classes
-                where_rows[label] += [
-                    {**row, "class_name": classes[name][row["class"]]} for row in where_attention_goes(
-                        rec, scene.labels if truth else fw.prediction, scene.instances if truth else None,
-                        queries, seed=i, image_shape=fw.shape)]
-            if rec.kind == "psa" and i == 0:
-                psa[name] = psa_summary(rec)
-
-    mean = lambda d: {k: float(np.nanmean(v)) for k, v in d.items()}  # noqa: E731
-    result["query_independence"] = {k: mean(v) for k, v in qi_acc.items()}
+        truth = scene.labels is not None and name in own  # scene labels are in our classes
+        total = total.merge(analyse_forward(name, fw, io_, scene.labels if truth else None,
+                                            scene.instances if truth else None, classes[name], queries, seed=i))
+    numbers = sections(total)
+    result["query_independence"] = numbers["query_independence"]
     result["query_independence_paper"] = qi.PAPER
     _save(figs.query_independence_figure(result["query_independence"], qi.PAPER), out, "query_independence", written)
 
@@ -168,7 +142,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         px = [cell_centre(y, x, fw.shape, rec.grid) for y, x in pts]
         _save(figs.query_maps_figure(fw.image, maps, px, "non-local: maps of four query points"), out, "query_maps", written)
 
-    result["unary_binary"] = {k: mean(v) for k, v in unary_acc.items()}
+    result["unary_binary"] = numbers["unary_binary"]
     result["unary_binary_paper"] = unary.PAPER
     eval_scenes = min(scenes, 20)
     if "lesa" in own:
@@ -186,7 +160,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         for loops in (1, 2, 3):
             with cov.recurrence(loaded["criss_cross"], loops):
                 miou[loops] = evaluate(loaded["criss_cross"], eval_scenes, REPORT_SEED, (size, size), progress=False)["miou"]
-        result["criss_cross"] = {"coverage": mean(cover_acc), "miou_by_loops": miou, "paper": cov.PAPER}
+        result["criss_cross"] = {"coverage": numbers.get("coverage", {}), "miou_by_loops": miou, "paper": cov.PAPER}
         _save(figs.coverage_figure(result["criss_cross"]["coverage"], miou), out, "coverage", written)
 
     if "isa" in own and nl_name in own:
@@ -200,7 +174,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
             q = sample_queries(ra.grid, queries, seed=i)
             for k, v in map_distances(maps_at(ra, q, "effective"), maps_at(rb, q, "attention")).items():
                 dists[k].append(v)
-        result["isa_vs_nl"] = mean(dists)
+        result["isa_vs_nl"] = {k: float(np.nanmean(v)) for k, v in dists.items()}
         y, x = (g // 2 for g in isa_rec.grid)
         shown = {v: to_image(isa_rec.query_map(y, x, v), isa_fw.shape) for v in isa_rec.views()}
         shown["non-local"] = to_image(nl_rec.query_map(y, x), nl_fw.shape)
@@ -212,11 +186,11 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
     if bench:
         _save(figs.efficiency_figure(bench, ANN_CLAIMS), out, "efficiency", written)
 
-    if psa:
-        result["psa"] = psa
-        _save(figs.psa_figure(psa), out, "psa", written)
+    if numbers.get("psa"):
+        result["psa"] = numbers["psa"]
+        _save(figs.psa_figure(result["psa"]), out, "psa", written)
 
-    result["where"] = {m: by_class(rows) for m, rows in where_rows.items()}
+    result["where"] = numbers["where"]
     seen = list(dict.fromkeys(c for table in result["where"].values() for c in table))
     order = [c for c in CLASSES if c in seen] + [c for c in seen if c not in CLASSES]
     for key in ("own_class", "distance_px"):

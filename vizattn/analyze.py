@@ -1,0 +1,434 @@
+"""`vizattn analyze`: the papers' statistics over a whole image set, in one process, in K local processes, or on a
+Ray cluster (Ray Data: `map_batches` over shards with one model-holding actor per worker).
+
+The images are split into shards. A worker analyses a shard image by image (`analyse_forward`, the report's own
+code) and returns only a small summary and one row per (image, statistic); the driver writes each shard as it
+arrives (its rows to Parquet, its summary to JSON, each renamed into place only when complete). A rerun with the
+same arguments skips finished shards, so a killed worker or run loses only the shards in flight, and the merged
+numbers equal those of an uninterrupted run: each image is analysed with the same seed wherever it runs, and
+summaries merge associatively. Memory stays flat: no worker or driver holds more than one shard's images."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vizattn.errors import VizattnError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IGNORE = 255  # the label value Cityscapes and ADE20K use for "no class"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs, as plain data (it travels to other processes and machines)."""
+    model: str
+    images: str | None = None
+    scenes: int | None = None
+    labels: str | None = None
+    queries: int = 64
+    size: int = 384  # generated scenes' side
+    seed: int = 1_000_500_000  # first generated scene: held out, as the report's
+
+    def items(self) -> list[str]:
+        if self.images:
+            folder = Path(self.images)
+            files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+            if not files:
+                raise VizattnError(f"No PNG/JPEG/BMP/TIFF/WebP images in '{folder}'; point --images at a folder of images.")
+            return files[: self.scenes] if self.scenes else files
+        return [f"scene:{self.seed + i}" for i in range(self.scenes or 0)]
+
+
+# --- labels ---------------------------------------------------------------------------------------------------
+
+def _label_path(folder: Path, image_name: str) -> Path | None:
+    stem = Path(image_name).stem
+    for candidate in (f"{stem}.png", f"{stem}_labelTrainIds.png", f"{stem}_gtFine_labelTrainIds.png"):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def check_labels(job: Job) -> None:
+    """Before any model runs: every image has a label PNG of its size in --labels, or one sentence says which not."""
+    if not job.labels:
+        return
+    from PIL import Image
+
+    folder = Path(job.labels)
+    if not folder.is_dir():
+        raise VizattnError(f"--labels '{folder}' is not a folder; give a folder of label PNGs named like the images.")
+    if not job.images:
+        raise VizattnError("--labels goes with --images (generated scenes carry their own labels).")
+    missing, mismatched = [], []
+    for name in job.items():
+        path = _label_path(folder, name)
+        if path is None:
+            missing.append(name)
+            continue
+        with Image.open(Path(job.images) / name) as im, Image.open(path) as lab:
+            if im.size != lab.size:
+                mismatched.append(f"{path.name} {lab.size[1]}×{lab.size[0]} vs {name} {im.size[1]}×{im.size[0]}")
+    if missing or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"no label PNG for {len(missing)} image(s) ({', '.join(missing[:3])}"
+                         f"{', …' if len(missing) > 3 else ''})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} label(s) of another size ({'; '.join(mismatched[:2])})")
+        raise VizattnError(f"The label folder '{folder}' does not fit the images: {' and '.join(parts)}. Labels are "
+                           "PNGs of class indices (or colours of the model's palette) named like their images.")
+
+
+def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette: np.ndarray) -> np.ndarray:
+    """H×W class indices (IGNORE where none) from a PNG of indices or of palette colours, resized (nearest) to
+    the image as vizattn reads it."""
+    from PIL import Image
+
+    with Image.open(path) as lab:
+        if lab.mode in ("RGB", "RGBA"):
+            rgb = np.asarray(lab.convert("RGB"), np.int64)
+            code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+            pal = np.asarray(palette, np.int64)
+            keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+            lookup = {int(k): i for i, k in enumerate(keys)}
+            colours = np.unique(code)
+            unknown = [c for c in colours.tolist() if c not in lookup and c != 0]
+            if unknown:
+                c = unknown[0]
+                raise VizattnError(f"'{path.name}' has colours that are not in the model's palette (e.g. "
+                                   f"RGB {(c >> 16) & 255, (c >> 8) & 255, c & 255}); give class-index PNGs instead.")
+            arr = np.full(code.shape, IGNORE, np.int64)
+            for c in colours.tolist():
+                if c in lookup:
+                    arr[code == c] = lookup[c]
+        else:
+            arr = np.asarray(lab.convert("I") if lab.mode not in ("L", "P") else lab, np.int64)
+        big = arr[(arr != IGNORE) & (arr >= len(classes))]
+        if big.size:
+            raise VizattnError(f"'{path.name}' holds class {int(big.max())}, but the model has {len(classes)} classes; "
+                               "give labels in the model's classes (255 = ignore).")
+        if arr.shape != tuple(shape):
+            arr = np.asarray(Image.fromarray(arr.astype(np.int32)).resize(shape[::-1], Image.NEAREST), np.int64)
+    return arr
+
+
+# --- one shard ------------------------------------------------------------------------------------------------
+
+class ShardWorker:
+    """Holds the model (loaded once per worker) and analyses shards of images."""
+
+    def __init__(self, job: Job):
+        from vizattn.explore import model_classes
+        from vizattn.zoo import load
+
+        self.job = job
+        self.model = load(job.model).eval()
+        self.classes, self.palette = model_classes(self.model)
+        self.name = Path(job.model).stem if os.sep in job.model or "." in job.model else job.model
+
+    def image(self, item: str):
+        """(image, labels in the model's classes or None, instances or None) of one item."""
+        from vizattn.data import CLASSES
+
+        if item.startswith("scene:"):
+            from vizattn.data import generate_scene
+
+            scene = generate_scene(int(item[6:]), (self.job.size, self.job.size))
+            truth = list(self.classes) == list(CLASSES)  # scene labels are in our classes
+            return scene.image, (scene.labels if truth else None), (scene.instances if truth else None)
+        from vizattn.io import read_image
+
+        image = read_image(Path(self.job.images) / item)
+        labels = None
+        if self.job.labels:
+            labels = read_labels(_label_path(Path(self.job.labels), item), image.shape[:2], self.classes, self.palette)
+        return image, labels, None
+
+    def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:
+        import torch
+
+        from vizattn.analysis.maps import module_io
+        from vizattn.analysis.summary import Summary, analyse_forward
+        from vizattn.explore import run_model
+
+        total, rows = Summary(), []
+        with torch.no_grad():
+            for offset, item in enumerate(items):
+                image, labels, instances = self.image(item)
+                with module_io(self.model) as io_:
+                    fw = run_model(self.model, image)
+                # the seed is the image's place in the whole set: the same numbers whichever worker runs it
+                s = analyse_forward(self.name, fw, io_, labels, instances, self.classes, self.job.queries,
+                                    seed=first_index + offset)
+                rows += s.per_image_rows(item, self.name)
+                total = total.merge(s)
+        return total.to_dict(), rows
+
+
+# --- shards on disk -------------------------------------------------------------------------------------------
+
+def plan(job: Job, shard_size: int) -> list[tuple[int, list[str], int]]:
+    items = job.items()
+    return [(i // shard_size, items[i : i + shard_size], i) for i in range(0, len(items), shard_size)]
+
+
+def _shard_paths(out: Path, shard: int) -> tuple[Path, Path]:
+    return out / "shards" / f"{shard:05d}.json", out / "shards" / f"{shard:05d}.parquet"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_shard(out: Path, shard: int, summary: dict, rows: list[dict]) -> None:
+    """Rows first, then the summary: a shard is finished exactly when its summary file exists."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vizattn import jsonsafe
+
+    summary_path, rows_path = _shard_paths(out, shard)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=row_schema()), buf)
+    _write_atomic(rows_path, buf.getvalue())
+    _write_atomic(summary_path, jsonsafe.dumps({"shard": shard, "summary": summary}).encode())
+
+
+def row_schema():
+    import pyarrow as pa
+
+    return pa.schema([("image", pa.string()), ("model", pa.string()), ("statistic", pa.string()),
+                      ("value", pa.float64()), ("count", pa.int64())])
+
+
+def finished(out: Path) -> set[int]:
+    return {int(p.stem) for p in (out / "shards").glob("*.json")} if (out / "shards").is_dir() else set()
+
+
+def _manifest(out: Path, job: Job, shard_size: int, count: int) -> None:
+    """Bind a folder to one set of arguments: a rerun with them resumes, other arguments are refused."""
+    want = {"job": asdict(job), "shard_size": shard_size, "images": count}
+    path = out / "analyze.json"
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if have != want:
+            raise VizattnError(f"'{out}' holds an analysis run with other arguments; rerun those, or choose another --out.")
+        return
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps(want, indent=2).encode())
+
+
+# --- engines --------------------------------------------------------------------------------------------------
+
+_WORKER: ShardWorker | None = None
+
+
+def _init_process(job: dict, threads: int) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER = ShardWorker(Job(**job))
+
+
+def _run_in_process(task):
+    return task[0], *_WORKER(*task)
+
+
+def run_local(job: Job, tasks, out: Path, workers: int, progress) -> None:
+    if workers <= 1:
+        worker = ShardWorker(job)
+        for shard, items, first in tasks:
+            write_shard(out, shard, *worker(shard, items, first))
+            progress(1)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_process,
+                             initargs=(asdict(job), threads)) as pool:
+        futures = [pool.submit(_run_in_process, t) for t in tasks]
+        try:
+            for f in as_completed(futures):
+                shard, summary, rows = f.result()
+                write_shard(out, shard, summary, rows)
+                progress(1)
+        except BrokenProcessPool:
+            raise VizattnError("A worker process died (killed, or out of memory); the finished shards are kept: "
+                               "run the same command again to resume.") from None
+
+
+class _RayShards:
+    """Ray Data's callable class: one per actor, holding the model; one shard per batch."""
+
+    def __init__(self, job: dict, threads: int = 1):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.worker = ShardWorker(Job(**job))
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"shard": [], "summary": [], "rows": []}
+        for shard, items, first in zip(batch["shard"], batch["items"], batch["first"]):
+            summary, rows = self.worker(int(shard), json.loads(items), int(first))
+            out["shard"].append(int(shard))
+            out["summary"].append(json.dumps(summary))
+            out["rows"].append(json.dumps(rows))
+        return out
+
+
+def run_ray(job: Job, tasks, out: Path, workers: int, address: str | None, gpus: int, progress) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise VizattnError("--engine ray needs Ray (pip install 'ray[data]').") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # ours counts shards
+        ds = ray.data.from_items([{"shard": s, "items": json.dumps(items), "first": first} for s, items, first in tasks],
+                                 override_num_blocks=max(1, len(tasks)))
+        per_gpu = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        results = ds.map_batches(_RayShards, fn_constructor_kwargs={"job": asdict(job)}, batch_size=1,
+                                 concurrency=workers, **per_gpu)
+        for row in results.iter_rows():
+            write_shard(out, int(row["shard"]), json.loads(row["summary"]), json.loads(row["rows"]))
+            progress(1)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# --- the whole run --------------------------------------------------------------------------------------------
+
+def merged(out: Path) -> dict:
+    """The merged summary of every finished shard, in shard order."""
+    from vizattn.analysis.summary import Summary
+
+    total = Summary()
+    for path in sorted((out / "shards").glob("*.json")):
+        total = total.merge(Summary.from_dict(json.loads(path.read_text())["summary"]))
+    return total.to_dict()
+
+
+def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, address: str | None = None,
+            gpus: int = 0, shard_size: int = 8, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from vizattn.export import output_dir
+
+    if engine not in ("local", "ray"):
+        raise VizattnError(f"--engine is local or ray, not '{engine}'.")
+    out = output_dir(out)
+    check_labels(job)
+    tasks = plan(job, shard_size)
+    if not tasks:
+        raise VizattnError("Nothing to analyse: give --scenes N (N ≥ 1) or an --images folder with images.")
+    _manifest(out, job, shard_size, sum(len(t[1]) for t in tasks))
+    done = finished(out)
+    pending = [t for t in tasks if t[0] not in done]
+    t0 = time.time()
+    with tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc="shards", unit="shard",
+              disable=not progress) as bar:
+        if pending:
+            if engine == "local":
+                run_local(job, pending, out, workers, bar.update)
+            else:
+                run_ray(job, pending, out, workers, address, gpus, bar.update)
+    result = finish(out, job)
+    result["wall_time_s"] = round(time.time() - t0, 1)
+    result["resumed_shards"] = len(tasks) - len(pending)
+    return result
+
+
+def finish(out: Path, job: Job) -> dict:
+    """Merged numbers to summary.json, every per-image row to rows.parquet, the report's figures and report.md."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vizattn import jsonsafe
+    from vizattn.analysis import query_independence as qi
+    from vizattn.analysis import unary
+    from vizattn.analysis.summary import Summary, sections
+    from vizattn.export import write_into
+    from vizattn.report import _save
+    from vizattn.viz import analysis_figures as figs
+
+    summary = merged(out)
+    numbers = sections(Summary.from_dict(summary))
+    images = json.loads((out / "analyze.json").read_text())["images"]
+    result = {"model": job.model, "images": images, "source": job.images or f"{job.scenes} generated scenes",
+              "labels": job.labels, **numbers}
+    tables = [pq.read_table(p) for p in sorted((out / "shards").glob("*.parquet"))]
+    buf = io.BytesIO()
+    pq.write_table(pa.concat_tables(tables) if tables else row_schema().empty_table(), buf)
+    write_into(out, "rows.parquet", buf.getvalue())
+    write_into(out, "summary.json", (jsonsafe.dumps({"result": result, "summary": summary}, indent=2) + "\n").encode())
+    written: list[str] = []
+    if numbers["query_independence"]:
+        _save(figs.query_independence_figure(numbers["query_independence"], qi.PAPER), out, "query_independence", written)
+    if numbers["unary_binary"]:
+        _save(figs.shares_figure(numbers["unary_binary"]), out, "unary_binary", written)
+    if numbers.get("psa"):
+        _save(figs.psa_figure(numbers["psa"]), out, "psa", written)
+    where = numbers["where"]
+    order = list(dict.fromkeys(c for table in where.values() for c in table))
+    for key in ("own_class", "distance_px"):
+        if order:
+            _save(figs.where_figure(where, order, key), out, f"where_{key}", written)
+    result["figures"] = written
+    write_into(out, "report.md", render(result, unary.PAPER).encode())
+    return result
+
+
+def render(r: dict, unary_paper) -> str:
+    f = lambda v: "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"  # noqa: E731
+    lines = [f"# vizattn analyze: {r['model']} over {r['images']} images", "",
+             f"Images: {r['source']}" + (f"; labels: {r['labels']}" if r["labels"] else "; classes from the "
+                                          "model's own prediction (no labels given)") + ".", ""]
+    if r["query_independence"]:
+        lines += ["## Query-independence (GCNet): mean cosine distance between sampled positions", "",
+                  "| module | input | attention | output |", "|---|---|---|---|"]
+        lines += [f"| {m} | {f(v.get('input'))} | {f(v.get('attention'))} | {f(v.get('output'))} |"
+                  for m, v in r["query_independence"].items()]
+        lines += ["", "![](query_independence.png)", ""]
+    if r["unary_binary"]:
+        lines += ["## Unary vs binary (LESA)", "", "| module | unary | binary |", "|---|---|---|"]
+        lines += [f"| {m} | {f(v.get('unary'))} | {f(v.get('binary'))} |" for m, v in r["unary_binary"].items()]
+        lines += [""]
+    if r.get("coverage"):
+        lines += ["## Coverage (CCNet)", "", ", ".join(f"{k} {f(v)}" for k, v in r["coverage"].items()), ""]
+    if r["where"]:
+        lines += ["## Where attention lands, by the query's class", "",
+                  "| module | class | mass on own class | mass on own instance | mean distance px | queries |",
+                  "|---|---|---|---|---|---|"]
+        for m, table in r["where"].items():
+            lines += [f"| {m} | {c} | {f(v.get('own_class'))} | {f(v.get('own_instance'))} | "
+                      f"{f(v.get('distance_px'))} | {v.get('queries', 0)} |" for c, v in table.items()]
+        lines += ["", "![](where_own_class.png)", ""]
+    if r.get("psa"):
+        lines += ["## PSA weights", "", "| model | branch | mean | std | saturated |", "|---|---|---|---|---|"]
+        lines += [f"| {m} | {b} | {f(v[b]['mean'])} | {f(v[b]['std'])} | {f(v[b]['saturated_share'])} |"
+                  for m, v in r["psa"].items() for b in ("channel", "spatial")]
+        lines += ["", "![](psa.png)", ""]
+    return "\n".join(lines) + "\n"
