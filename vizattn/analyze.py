@@ -33,6 +33,7 @@ class Job:
     queries: int = 64
     size: int = 384  # generated scenes' side
     seed: int = 1_000_500_000  # first generated scene: held out, as the report's
+    reduce_zero_label: bool = False  # ADE20K's raw annotations: 0 is "other" (ignored), class k is stored as k + 1
 
     def items(self) -> list[str]:
         if self.images:
@@ -85,9 +86,10 @@ def check_labels(job: Job) -> None:
                            "PNGs of class indices (or colours of the model's palette) named like their images.")
 
 
-def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette: np.ndarray) -> np.ndarray:
+def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette: np.ndarray,
+                reduce_zero_label: bool = False) -> np.ndarray:
     """H×W class indices (IGNORE where none) from a PNG of indices or of palette colours, resized (nearest) to
-    the image as vizattn reads it."""
+    the image as vizattn reads it. `reduce_zero_label`: ADE20K's raw PNGs (0 = other, k + 1 = class k)."""
     from PIL import Image
 
     with Image.open(path) as lab:
@@ -109,6 +111,9 @@ def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette:
                     arr[code == c] = lookup[c]
         else:
             arr = np.asarray(lab.convert("I") if lab.mode not in ("L", "P") else lab, np.int64)
+            if reduce_zero_label:
+                arr = np.where(arr == 0, IGNORE, arr - 1)
+                arr[arr == IGNORE - 1] = IGNORE
         big = arr[(arr != IGNORE) & (arr >= len(classes))]
         if big.size:
             raise VizattnError(f"'{path.name}' holds class {int(big.max())}, but the model has {len(classes)} classes; "
@@ -127,8 +132,12 @@ class ShardWorker:
         from vizattn.explore import model_classes
         from vizattn.zoo import load
 
+        import torch
+
         self.job = job
         self.model = load(job.model).eval()
+        if torch.cuda.is_available():  # a GPU actor (--gpus 1) or a GPU machine: the forward runs there
+            self.model.to("cuda")
         self.classes, self.palette = model_classes(self.model)
         self.name = Path(job.model).stem if os.sep in job.model or "." in job.model else job.model
 
@@ -147,7 +156,8 @@ class ShardWorker:
         image = read_image(Path(self.job.images) / item)
         labels = None
         if self.job.labels:
-            labels = read_labels(_label_path(Path(self.job.labels), item), image.shape[:2], self.classes, self.palette)
+            labels = read_labels(_label_path(Path(self.job.labels), item), image.shape[:2], self.classes, self.palette,
+                                 self.job.reduce_zero_label)
         return image, labels, None
 
     def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:

@@ -159,7 +159,7 @@ def _analyze(args) -> None:
     if args.images is None and args.scenes is None:
         raise VizattnError("Give --images DIR or --scenes N: what to analyse.")
     job = Job(model=args.model, images=args.images, scenes=args.scenes, labels=args.labels, queries=args.queries,
-              size=args.size)
+              size=args.size, reduce_zero_label=args.reduce_zero_label)
     r = analyze(job, args.out, args.engine, args.workers, args.address, args.gpus, args.shard_size)
     print(f"analysed {r['images']} images of {args.model} ({r['resumed_shards']} shards already done) in "
           f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet, report.md and {len(r['figures'])} figures")
@@ -313,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--shard-size", type=bounded(1, 1000), default=8, help="images per shard (the unit of resume)")
     an.add_argument("--queries", type=bounded(2, 4096), default=64, help="sampled query positions per image")
     an.add_argument("--size", type=SIDE, default=384, help="side of the generated scenes in px")
+    an.add_argument("--reduce-zero-label", action="store_true",
+                    help="labels as ADE20K's raw PNGs: 0 = other (ignored), class k stored as k + 1")
     an.set_defaults(func=_analyze)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)

@@ -166,16 +166,17 @@ def test_labels_as_indices_or_palette_colours_feed_the_class_statistics(tmp_path
     from vizattn.data import PALETTE
     from vizattn.data.scenes import generate_scene
 
-    images, by_index, by_colour = tmp_path / "images", tmp_path / "idx", tmp_path / "rgb"
-    for d in (images, by_index, by_colour):
+    images, by_index, by_colour, raw = tmp_path / "images", tmp_path / "idx", tmp_path / "rgb", tmp_path / "ade"
+    for d in (images, by_index, by_colour, raw):
         d.mkdir()
     scene = generate_scene(5, (128, 128))
     Image.fromarray(scene.image).save(images / "a.png")
     Image.fromarray(scene.labels.astype(np.uint8)).save(by_index / "a.png")
     Image.fromarray(np.asarray(PALETTE, np.uint8)[scene.labels]).save(by_colour / "a.png")
-    runs = [analyze(Job(model="criss_cross", images=str(images), labels=str(d), queries=16), tmp_path / d.name,
-                    progress=False) for d in (by_index, by_colour)]
-    assert runs[0]["where"] == runs[1]["where"] and runs[0]["labels"]
+    Image.fromarray((scene.labels + 1).astype(np.uint8)).save(raw / "a.png")  # ADE20K's raw form: class k as k + 1
+    runs = [analyze(Job(model="criss_cross", images=str(images), labels=str(d), queries=16,
+                        reduce_zero_label=d is raw), tmp_path / d.name, progress=False) for d in (by_index, by_colour, raw)]
+    assert runs[0]["where"] == runs[1]["where"] == runs[2]["where"] and runs[0]["labels"]
     bad = tmp_path / "bad"
     bad.mkdir()
     Image.fromarray(np.full((128, 128), 40, np.uint8)).save(bad / "a.png")

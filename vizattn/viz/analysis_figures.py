@@ -126,14 +126,17 @@ def psa_figure(summaries: dict[str, dict]) -> Figure:
 def where_figure(table: dict[str, dict[str, dict[str, float]]], classes: list[str], key: str) -> Figure:
     modules = list(table)
     data = np.array([[table[m].get(c, {}).get(key, np.nan) for c in classes] for m in modules])
-    fig = Figure(figsize=(1 + 0.8 * len(classes), 0.6 + 0.35 * len(modules)), dpi=110)
+    fig = Figure(figsize=(2 + 0.8 * len(classes), 1.6 + 0.35 * len(modules)), dpi=110)  # room for the rotated class names
     ax = fig.add_subplot()
     im = ax.imshow(data, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(modules)), modules, fontsize=8)
+    lo, hi = np.nanmin(data), np.nanmax(data)
     for (i, j), v in np.ndenumerate(data):
-        if not np.isnan(v):
-            ax.text(j, i, f"{v:.2f}" if v < 10 else f"{v:.0f}", ha="center", va="center", fontsize=6, color="w")
+        if not np.isnan(v):  # dark text on the bright end of viridis, white on the dark end
+            bright = (v - lo) / (hi - lo or 1.0) > 0.6
+            ax.text(j, i, f"{v:.2f}" if v < 10 else f"{v:.0f}", ha="center", va="center", fontsize=7,
+                    color="k" if bright else "w")
     fig.colorbar(im, ax=ax)
     ax.set_title(f"{key} by query class", fontsize=9)
     fig.tight_layout()
