@@ -109,7 +109,7 @@ def efficiency_figure(rows: list[dict], claims: dict[str, float]) -> Figure:
 
 
 def psa_figure(summaries: dict[str, dict]) -> Figure:
-    fig = Figure(figsize=(8, 3), dpi=110)
+    fig = Figure(figsize=(8, 3.2 + 0.22 * len(summaries)), dpi=110)
     for i, part in enumerate(("channel", "spatial")):
         ax = fig.add_subplot(1, 2, i + 1)
         for name, s in summaries.items():
@@ -118,7 +118,10 @@ def psa_figure(summaries: dict[str, dict]) -> Figure:
             ax.step(edges[:-1], hist / max(hist.sum(), 1), where="post",
                     label=f"{name} (saturated {s[part]['saturated_share']:.0%})")
         ax.set_title(f"PSA {part} weights", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_xlabel("weight", fontsize=8)
+        ax.set_ylabel("share of weights" if i == 0 else "", fontsize=8)
+        # below the axes, so no curve is hidden behind it
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return fig
 
