@@ -217,6 +217,13 @@ def display_options():
     )
 
 
+def confidence_image(confidence: np.ndarray) -> np.ndarray:
+    """The max class probability per pixel as an RGB image (magma, 0 black … 1 bright), on an absolute scale."""
+    import matplotlib
+
+    return (matplotlib.colormaps["magma"](np.clip(confidence, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)
+
+
 def click_pixel(click, displayed: bool, shape) -> tuple[int, int]:
     """(y, x) from a value a component sent back, validated like any input: a dict of finite numbers inside the
     image. `displayed`: the clickable image's coordinates, scaled from its displayed size; else image pixels."""
@@ -300,6 +307,11 @@ def explore(model_key, model_label, model, src, opts):
         st.caption(reason)
     chosen = panels(fw, y, x) if fw.records else []
     first = chosen[0] if chosen else None
+    ours = hasattr(getattr(model, "config", None), "head") and fw.classes == list(SCENE_CLASSES)
+    if ours and src.labels is None:  # a photograph through a model that has only seen generated scenes
+        st.warning("This model was trained only on vizattn's generated street scenes (9 classes) and has never seen "
+                   "a photograph: on this image its prediction and its attention describe the model, not the photo. "
+                   "Load a model trained on real images (an mmseg checkpoint, a transformers folder) to study those.")
 
     left, right = st.columns([3, 2])
     with left:
@@ -324,6 +336,8 @@ def explore(model_key, model_label, model, src, opts):
             for i in present), unsafe_allow_html=True)
         if len(fw.classes) > 12:
             st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")
+        st.caption("Confidence: the predicted class's probability (dark 0 … bright 1)")
+        st.image(confidence_image(fw.confidence), width="stretch")
 
     tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
     views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),

@@ -172,3 +172,15 @@ def test_comparison_export_works_without_opening_the_compare_tab():
     assert not at.exception
     labels = [b.label for b in at.get("download_button")]
     assert sorted(labels) == ["HTML", "JSON", "NPZ", "PDF", "PNG", "SVG"]
+
+
+def test_a_photograph_through_a_scene_model_is_said_and_confidence_shown():
+    at = fresh()
+    assert not any("never seen a photograph" in w.value for w in at.warning)  # a generated scene: its own domain
+    at.sidebar.radio(key="image_source").set_value("upload").run()
+    photo = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)).save(photo, "PNG")
+    at.sidebar.file_uploader(key="image_upload").upload("street.png", photo.getvalue()).run()
+    assert not at.exception
+    assert any("never seen a photograph" in w.value for w in at.warning)
+    assert any("Confidence" in c.value for c in at.caption)
