@@ -82,6 +82,15 @@ def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict
     return files
 
 
+def _figure_meta() -> dict:
+    """How the exported figures were drawn and by what (matplotlib_grid's defaults)."""
+    from vizattn import __version__
+
+    return {"vizattn_version": __version__, "colormap": "inferno", "normalisation": "per-map",
+            "image_maps": "image-size maps are the grid maps upsampled (nearest) and keep the grid's weights per "
+                          "cell, so they do not sum to 1; the __grid arrays are the distributions"}
+
+
 def panel_meta(p: Panel, model: str) -> dict:
     return {"model": model, "module": p.module, "kind": p.kind, "view": p.view, "pixel_yx": list(p.pixel),
             "cell_yx": list(p.cell), "grid": list(p.grid_map.shape), "query_independent": p.query_independent,
@@ -95,9 +104,11 @@ def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view
                            "choose a model with one.")
     if not chosen:
         raise VizattnError(f"No module of '{model_name}' has a view '{view}'; leave --view out to see every view.")
-    meta = {"image": src.name, "image_shape": list(forward.shape), "panels": [panel_meta(p, model_name) for p in chosen],
+    meta = {**_figure_meta(), "image": src.name, "image_shape": list(forward.shape), "pixel_yx": list(pixel),
+            "panels": [panel_meta(p, model_name) for p in chosen], "classes": list(forward.classes),
             "prediction_at_pixel": int(forward.prediction[pixel]),
-            "predicted_class": forward.classes[int(forward.prediction[pixel])]}
+            "predicted_class": forward.classes[int(forward.prediction[pixel])],
+            "confidence_at_pixel": float(forward.confidence[pixel]) if forward.confidence is not None else None}
     return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"))
 
 
@@ -115,8 +126,9 @@ def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: s
     chosen, titles = compare_panels(forwards, pixel, view)
     if not chosen:
         raise VizattnError("None of these models has an attention module; add one that does (fcn has none).")
-    meta = {"image": src.name, "image_shape": list(src.image.shape[:2]), "titles": titles,
-            "panels": [panel_meta(p, t.split(" · ")[0]) for p, t in zip(chosen, titles)]}
+    meta = {**_figure_meta(), "image": src.name, "image_shape": list(src.image.shape[:2]), "pixel_yx": list(pixel),
+            "titles": titles, "panels": [panel_meta(p, t.split(" · ")[0]) for p, t in zip(chosen, titles)],
+            "predicted_class": {m: fw.classes[int(fw.prediction[pixel])] for m, fw in forwards.items()}}
     return bundle(src.image, chosen, titles, meta, base_name("compare", src.name, pixel, view or "main"))
 
 

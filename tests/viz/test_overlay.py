@@ -77,9 +77,13 @@ def test_query_exports_every_format_with_names_that_say_what(forwards):
     meta = json.loads(files[f"{stem}.json"])
     assert meta["panels"][0]["view"] == "effective" and meta["panels"][0]["pixel_yx"] == [40, 10]
     npz = np.load(io.BytesIO(files[f"{stem}.npz"]))
-    assert npz["00_head-context_effective__grid"].shape == (8, 8)
-    np.testing.assert_allclose(npz["00_head-context_effective__grid"],
+    assert npz["00_isa_head-context_effective__grid"].shape == (8, 8)  # keys carry the model's name
+    np.testing.assert_allclose(npz["00_isa_head-context_effective__grid"],
                                fws["isa"].records["head.context"].query_map(5, 1, "effective"))
+    # what a reader needs to use the files alone: classes, the prediction, how the figure was drawn, by which version
+    assert meta["classes"] == list(fws["isa"].classes) and meta["predicted_class"] in meta["classes"]
+    assert meta["colormap"] == "inferno" and meta["normalisation"] == "per-map" and meta["vizattn_version"]
+    assert 0 < meta["confidence_at_pixel"] <= 1
 
 
 def test_compare_grid_titles_models_views_and_predictions(forwards):
@@ -88,6 +92,9 @@ def test_compare_grid_titles_models_views_and_predictions(forwards):
     meta = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
     assert [t.split(" · ")[:3] for t in meta["titles"]] == [["isa", "isa", "effective"], ["gc", "gc", "mask"]]
     assert all(" · pred " in t for t in meta["titles"])
+    assert set(meta["predicted_class"]) == {"isa", "gc"}
+    npz = np.load(io.BytesIO(next(v for k, v in files.items() if k.endswith(".npz"))))
+    assert {k.split("_")[1] for k in npz.files if k != "meta_json"} == {"isa", "gc"}  # comparison keys keep models apart
     with pytest.raises(VizattnError, match="has an attention module"):
         compare_files({"fcn": fws["fcn"]}, src, (5, 6), None)
 

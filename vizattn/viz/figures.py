@@ -136,7 +136,8 @@ def maps_npz(panels, meta: dict) -> bytes:
     buf = io.BytesIO()
     arrays = {}
     for i, p in enumerate(panels):
-        key = f"{i:02d}_{p.module}_{p.view}".replace(".", "-")
+        model = (meta.get("panels") or [{}] * len(panels))[i].get("model", "")
+        key = f"{i:02d}_{model}_{p.module}_{p.view}".replace(".", "-").replace("/", "-")
         arrays[f"{key}__grid"] = p.grid_map
         arrays[f"{key}__image"] = p.image_map.astype(np.float32)
     arrays["meta_json"] = np.frombuffer(jsonsafe.dumps(meta).encode(), dtype=np.uint8)
