@@ -318,7 +318,7 @@ def explore(model_key, model_label, model, src, opts):
         st.subheader("Click a pixel")
         shown = (heat_overlay(src.image, first.image_map, opts["alpha"], opts["cmap"], opts["norm"],
                               pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, fw.palette))
-        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width=min(640, shown.shape[1] * 2),
+        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90)
         query_controls(fw.shape)
         cls = fw.classes[fw.prediction[y, x]]

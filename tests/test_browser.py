@@ -218,3 +218,20 @@ def test_another_sessions_clicks_are_answered_while_one_uploads_hostile_files(tm
         print(f"A: {name} refused with a sentence after {t:.1f} s")
     assert all(ok for _, ok in health) and max(times) < 5.0
     assert len(clicks) == 2 * len(uploads) and max(clicks) < 30.0
+
+
+@pytest.mark.parametrize("width", [1280, 1440, 1920])
+def test_the_clickable_image_fits_its_column_and_its_far_corner_is_clickable(width, tmp_path):
+    with app_server() as url, browser_page(width, 1100) as page:
+        page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        frame = page.locator("iframe[title*='streamlit_image_coordinates']").first
+        column = frame.locator("xpath=ancestor::*[@data-testid='stColumn'][1]")
+        box, col = frame.bounding_box(), column.bounding_box()
+        img = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator("img").first
+        shown = img.bounding_box()  # in the page's coordinates
+        assert col["x"] - 1 <= box["x"] and box["x"] + box["width"] <= col["x"] + col["width"] + 1
+        assert shown["x"] + shown["width"] <= min(width, col["x"] + col["width"]) + 1  # nothing cut off
+        page.screenshot(path=str(tmp_path / f"fit_{width}.png"))
+        y, x = click_and_follow(page, 0.99, 0.99, (384, 384))  # the far corner lands on the far pixel
+        assert y >= 378 and x >= 378
