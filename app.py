@@ -16,7 +16,7 @@ from vizattn.guard import WorkGuard
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
 from vizattn.viz.panel_grid import FRONTEND, grid_args, photo_uri
-from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, label_overlay
+from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS, heat_overlay, label_overlay
 from vizattn.zoo import available, load
 
 SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes: never seen in training
@@ -103,14 +103,15 @@ def scene(spec: str, size: int) -> ImageSource:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def cached_photo(image_key: str, _image: np.ndarray) -> str:
-    """The photo under every panel, encoded once per image (keyed by content hash, never the array)."""
-    return photo_uri(_image)
+def cached_photo(image_key: str, under: str, _image: np.ndarray) -> str:
+    """The photo under every panel, encoded once per image and backdrop (keyed by content hash, never the array)."""
+    return photo_uri(_image, under=under)
 
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
     panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=cached_photo(src.key, src.image)), key=key, default=None)
+                           base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"]),
+               key=key, default=None)
 
 
 def pick_model():
@@ -211,7 +212,12 @@ def display_options():
     st.sidebar.header("Display")
     return dict(
         cmap=st.sidebar.selectbox("Colormap", CMAPS, key="cmap"),
-        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.6, 0.05, key="alpha"),
+        under=st.sidebar.radio("Under the heatmap", BACKDROPS, key="backdrop", horizontal=True,
+                               help="the photo dimmed to grey lets the colormap read at full strength"),
+        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="alpha"),
+        clip=st.sidebar.slider("Contrast: saturate above this percentile", 90.0, 100.0, 100.0, 0.5, key="clip",
+                               help="below 100, the strongest weights saturate so the rest of the map shows "
+                                    "(as CCNet's authors clipped their figures); colorbars give the weights"),
         norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
                               help="per-map: each panel to its own max; shared: one scale across panels; log: decades"),
     )
@@ -316,8 +322,10 @@ def explore(model_key, model_label, model, src, opts):
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Click a pixel")
-        shown = (heat_overlay(src.image, first.image_map, opts["alpha"], opts["cmap"], opts["norm"],
-                              pixel=(y, x), box=first.cell_box) if first else label_overlay(src.image, fw.prediction, fw.palette))
+        main = next((p for p in chosen if p.view == fw.records[p.module].default_view), first)  # the main view
+        shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
+                              pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"])
+                 if main else label_overlay(src.image, fw.prediction, fw.palette))
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90)
         query_controls(fw.shape)
@@ -327,17 +335,18 @@ def explore(model_key, model_label, model, src, opts):
     with right:
         st.subheader("Prediction")
         st.image(label_overlay(src.image, fw.prediction, fw.palette), width="stretch")
+        truth_col, conf_col = st.columns(2)
         if src.labels is not None and fw.classes == list(SCENE_CLASSES):  # generated scenes carry our classes
-            st.caption("Ground truth")
-            st.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
+            truth_col.caption("Ground truth")
+            truth_col.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
+        conf_col.caption("Confidence (dark 0 … bright 1)")
+        conf_col.image(confidence_image(fw.confidence), width="stretch")
         present = np.unique(fw.prediction) if len(fw.classes) > 12 else range(len(fw.classes))
         st.markdown(" ".join(
             f"<span style='background:rgb{tuple(int(v) for v in fw.palette[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {fw.classes[i]}"
             for i in present), unsafe_allow_html=True)
         if len(fw.classes) > 12:
             st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")
-        st.caption("Confidence: the predicted class's probability (dark 0 … bright 1)")
-        st.image(confidence_image(fw.confidence), width="stretch")
 
     tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
     views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),

@@ -87,6 +87,7 @@ def _figure_meta() -> dict:
     from vizattn import __version__
 
     return {"vizattn_version": __version__, "colormap": "inferno", "normalisation": "per-map",
+            "backdrop": "dimmed photo", "opacity": 0.85, "clip_percentile": 100.0,
             "image_maps": "image-size maps are the grid maps upsampled (nearest) and keep the grid's weights per "
                           "cell, so they do not sum to 1; the __grid arrays are the distributions"}
 

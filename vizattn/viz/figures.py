@@ -12,8 +12,11 @@ from vizattn.viz.overlay import colormap, heat_overlay, scale
 FORMATS = ("png", "svg", "pdf")
 
 
-def shared_vmax(panels) -> float:
-    return max(float(p.grid_map.max()) for p in panels) if panels else 1.0
+def shared_vmax(panels, clip: float = 100.0) -> float:
+    """One top for every panel: the largest panel maximum (or clip-percentile, when clipping)."""
+    if not panels:
+        return 1.0
+    return max(float(np.percentile(p.grid_map, clip)) if clip < 100 else float(p.grid_map.max()) for p in panels)
 
 
 def _grid_shape(n: int, columns: int) -> tuple[int, int]:
@@ -23,20 +26,30 @@ def _grid_shape(n: int, columns: int) -> tuple[int, int]:
 
 
 def matplotlib_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
-                    norm: str = "per-map", alpha: float = 0.6, columns: int = 4):
-    """A grid of heat overlays, one per panel, each titled; returns a matplotlib Figure (Agg, no browser)."""
+                    norm: str = "per-map", alpha: float = 0.85, columns: int = 4, clip: float = 100.0,
+                    under: str = "dimmed photo"):
+    """A grid of heat overlays, one per panel, each titled and with a colorbar in absolute weights; returns a
+    matplotlib Figure (Agg, no browser)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
+
+    from vizattn.viz.overlay import scale_range
 
     rows, cols = _grid_shape(len(panels), columns)
     h, w = image.shape[:2]
     # any aspect ratio: cells at most 4:1 either way (an extreme image is letterboxed inside its cell)
     fig = Figure(figsize=(3.2 * cols, 3.2 * rows * min(4.0, max(0.25, h / w)) + 0.5), dpi=120)
-    vmax = shared_vmax(panels)
+    vmax = shared_vmax(panels, clip)
     for i, p in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(heat_overlay(image, p.image_map, alpha, cmap, norm, vmax, None, p.pixel, p.cell_box))
+        ax.imshow(heat_overlay(image, p.image_map, alpha, cmap, norm, vmax, None, p.pixel, p.cell_box, clip, under))
         ax.set_title((titles[i] if titles else p.title), fontsize=8)
         ax.set_axis_off()
+        lo, hi = scale_range(p.grid_map, norm, vmax if norm != "per-map" else None, None, clip)
+        scale_norm = LogNorm(lo, hi) if norm == "log" else Normalize(lo, hi if hi > lo else lo + 1e-12)
+        bar = fig.colorbar(ScalarMappable(scale_norm, cmap), ax=ax, orientation="horizontal", fraction=0.05, pad=0.03)
+        bar.ax.tick_params(labelsize=6)
     fig.tight_layout()
     return fig
 

@@ -6,17 +6,45 @@ import numpy as np
 NORMALISATIONS = ("per-map", "shared", "log")
 
 
-def scale(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None) -> np.ndarray:
+def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
+                clip: float = 100.0) -> tuple[float, float]:
+    """The weights that map to 0 and to 1 (what a colorbar is labelled with). `clip` < 100 saturates the top at
+    that percentile of the map's weights (as CCNet's authors clipped their figures), so a few peaks do not
+    leave everything else black; with "shared" the caller's vmax is already the clipped one."""
+    m = np.asarray(m, np.float64)
+    top = vmax if norm in ("shared", "log") and vmax else (float(np.percentile(m, clip)) if clip < 100 else float(m.max()))
+    if norm == "log":
+        hi = max(top, 1e-12)
+        lo = vmin if vmin else max(float(m[m > 0].min()) if (m > 0).any() else 1e-12, hi * 1e-6)
+        return lo, hi
+    return min(0.0, float(m.min())), top
+
+
+def scale(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
+          clip: float = 100.0) -> np.ndarray:
     """Map weights to [0, 1]: by the map's own max ("per-map"), by a given vmax shared across panels
     ("shared"), or logarithmically between vmin and vmax ("log", for maps spanning decades)."""
     m = np.asarray(m, np.float64)
+    lo, hi = scale_range(m, norm, vmax, vmin, clip)
     if norm == "log":
-        hi = np.log10(vmax if vmax else max(m.max(), 1e-12))
-        lo = np.log10(vmin if vmin else max(m[m > 0].min() if (m > 0).any() else 1e-12, 10 ** (hi - 6)))
+        lo, hi = np.log10(lo), np.log10(hi)
         return np.clip((np.log10(np.maximum(m, 1e-300)) - lo) / max(hi - lo, 1e-12), 0, 1)
-    top = vmax if norm == "shared" and vmax else m.max()
-    lo = min(0.0, m.min())
-    return np.clip((m - lo) / (top - lo), 0, 1) if top > lo else np.zeros_like(m)
+    return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
+
+
+BACKDROPS = ("dimmed photo", "photo", "heat only")
+
+
+def backdrop(image: np.ndarray, mode: str = "dimmed photo") -> np.ndarray:
+    """What a heatmap is drawn over. "dimmed photo": the photo in grey at 45% brightness, so the colormap at full
+    strength reads at a glance (the photo's own colours would compete with it); "photo": as it is; "heat only":
+    black."""
+    if mode == "photo":
+        return image
+    if mode == "heat only":
+        return np.zeros_like(image)
+    grey = image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.repeat(np.round(0.45 * grey).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
@@ -27,23 +55,25 @@ def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
 
 
 def heat_layer(m: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
-               vmax: float | None = None, vmin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+               vmax: float | None = None, vmin: float | None = None, clip: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
     """The heatmap's colours (uint8) and per-position opacity alpha·√v: what is blended over the photo,
     here by `heat_overlay` and in the browser by the app's panel grid."""
-    v = scale(m, norm, vmax, vmin)
+    v = scale(m, norm, vmax, vmin, clip)
     return colormap(v, cmap), alpha * np.sqrt(v)
 
 
 def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
                  norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
-                 pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                 pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
+                 clip: float = 100.0, under: str = "photo") -> np.ndarray:
     """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined.
 
     The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
     photo visible instead of being darkened by the colormap's low end.
     """
-    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin)
-    out = ((1 - a[..., None]) * image.astype(np.float64) + a[..., None] * heat).round().astype(np.uint8)
+    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip)
+    base = backdrop(image, under).astype(np.float64)
+    out = ((1 - a[..., None]) * base + a[..., None] * heat).round().astype(np.uint8)
     if box is not None:
         outline(out, box, (0, 255, 255))
     if pixel is not None:

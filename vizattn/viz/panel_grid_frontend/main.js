@@ -19,6 +19,12 @@ function decodeWeights(b64) {
 
 function pct(v, total) { return (100 * v / total) + "%"; }
 
+// a weight as a reader wants it on a colorbar: 0 as 0, small ones in powers of ten
+function weight(v) {
+  if (v === 0) return "0";
+  return Math.abs(v) < 0.01 ? v.toExponential(1) : v.toPrecision(2);
+}
+
 function build(n, columns) {
   const grid = document.getElementById("grid");
   grid.innerHTML = "";
@@ -27,11 +33,13 @@ function build(n, columns) {
   for (let i = 0; i < n; i++) {
     const root = document.createElement("figure");
     root.innerHTML = '<figcaption></figcaption><div class="stage"><img class="base" alt=""><img class="heat" alt="">' +
-                     '<div class="cell"></div><div class="mark"></div></div>';
+                     '<div class="cell"></div><div class="mark"></div></div>' +
+                     '<div class="bar"><span class="lo"></span><div class="grad"></div><span class="hi"></span></div>';
     grid.appendChild(root);
     const f = { root: root, caption: root.querySelector("figcaption"), stage: root.querySelector(".stage"),
                 base: root.querySelector("img.base"), heat: root.querySelector("img.heat"),
-                cell: root.querySelector(".cell"), mark: root.querySelector(".mark"), index: i };
+                cell: root.querySelector(".cell"), mark: root.querySelector(".mark"), index: i,
+                grad: root.querySelector(".grad"), lo: root.querySelector(".lo"), hi: root.querySelector(".hi") };
     f.stage.addEventListener("mousemove", e => hover(f, e));
     f.stage.addEventListener("mouseleave", () => { tip.hidden = true; });
     f.stage.addEventListener("click", e => click(f, e));
@@ -94,6 +102,9 @@ function render(args) {
     const f = figures[i];
     f.caption.textContent = p.title;
     f.caption.title = p.title;
+    f.grad.style.background = args.colorbar;
+    f.lo.textContent = weight(p.range[0]);
+    f.hi.textContent = weight(p.range[1]) + (args.log ? " (log)" : "");
     f.weights = decodeWeights(p.weights);
     for (const [img, src] of [[f.base, args.image], [f.heat, p.heat]]) {
       if (img.getAttribute("src") !== src) {
