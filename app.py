@@ -32,20 +32,11 @@ def bundled_model(name: str):
     return load(name)
 
 
-# A refusal is cached like a model (the error is returned, not raised): a rerun or a second session with the same
-# bytes gets the sentence again at once instead of reading and checking a 500 MB file again.
-@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
-def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+def refusal_kept(fn, *args, **kwargs):
+    """fn's result, or its refusal returned instead of raised: inside a cached function, a rerun or a second
+    session with the same input gets the sentence again at once instead of reading a 500 MB file again."""
     try:
-        return load(_data, file_name=file_name, head=head)
-    except VizattnError as err:
-        return err
-
-
-@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
-def path_model(path: str, mtime: float, head: str | None = None):
-    try:
-        return load(path, head=head)
+        return fn(*args, **kwargs)
     except VizattnError as err:
         return err
 
@@ -57,13 +48,20 @@ def loaded(result):
     return result
 
 
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
+def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+    return refusal_kept(load, _data, file_name=file_name, head=head)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
+def path_model(path: str, mtime: float, head: str | None = None):
+    return refusal_kept(load, path, head=head)
+
+
 @st.cache_data(max_entries=8, show_spinner="Reading the image…")
 def decoded_upload(digest: str, _data: bytes, file_name: str):
     """An uploaded image decoded once per content (or its refusal), not on every rerun."""
-    try:
-        return read_image(_data, file_name)
-    except VizattnError as err:
-        return str(err)
+    return refusal_kept(read_image, _data, file_name)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
@@ -78,10 +76,7 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
                 deadline.check()
                 bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
 
-            try:
-                return run_model(_model, _image, progress)
-            except VizattnError as err:  # cached like a result: a rerun does not spend the budget again
-                return err
+            return refusal_kept(run_model, _model, _image, progress)  # a rerun does not spend the budget again
     finally:
         bar.empty()
 
@@ -199,11 +194,11 @@ def pick_image() -> ImageSource:
                                       type=["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"], key="image_upload")
         if up is not None:
             data = up.getvalue()
-            image = decoded_upload(digest(data), data, up.name)
-            if isinstance(image, str):
-                st.sidebar.error(image)
-            else:
-                st.session_state["last_upload"] = ImageSource(image, safe_name(up.name))
+            try:
+                st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(digest(data), data, up.name)),
+                                                              safe_name(up.name))
+            except VizattnError as err:
+                st.sidebar.error(str(err))
         src = st.session_state.get("last_upload") or scene(f"scene:{SAMPLE_SEEDS[0]}", size)
     return src
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from vizattn.errors import VizattnError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IGNORE = 255  # the label value Cityscapes and ADE20K use for "no class"
 
 
@@ -37,10 +36,9 @@ class Job:
 
     def items(self) -> list[str]:
         if self.images:
-            folder = Path(self.images)
-            files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-            if not files:
-                raise VizattnError(f"No PNG/JPEG/BMP/TIFF/WebP images in '{folder}'; point --images at a folder of images.")
+            from vizattn.io import image_files
+
+            files = [p.name for p in image_files(self.images)]
             return files[: self.scenes] if self.scenes else files
         return [f"scene:{self.seed + i}" for i in range(self.scenes or 0)]
 
@@ -381,7 +379,7 @@ def finish(out: Path, job: Job) -> dict:
     from vizattn.analysis import unary
     from vizattn.analysis.summary import Summary, sections
     from vizattn.export import write_into
-    from vizattn.report import _save
+    from vizattn.report import _save, save_where_figures
     from vizattn.viz import analysis_figures as figs
 
     summary = merged(out)
@@ -401,11 +399,7 @@ def finish(out: Path, job: Job) -> dict:
         _save(figs.shares_figure(numbers["unary_binary"]), out, "unary_binary", written)
     if numbers.get("psa"):
         _save(figs.psa_figure(numbers["psa"]), out, "psa", written)
-    where = numbers["where"]
-    order = list(dict.fromkeys(c for table in where.values() for c in table))
-    for key in ("own_class", "distance_px"):
-        if order:
-            _save(figs.where_figure(where, order, key), out, f"where_{key}", written)
+    save_where_figures(numbers["where"], out, written)
     result["figures"] = written
     write_into(out, "report.md", render(result, unary.PAPER).encode())
     return result

@@ -26,6 +26,7 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # against decompression bombs
 MAX_IMAGE_SIDE = 1024  # images are resized so that their longer side is at most this
 MAX_JPEG_SCANS = 64  # progressive JPEGs use about 10; thousands of empty scans cost minutes of CPU
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")  # opened by content: nothing else reaches a decoder
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _REFUSED: OrderedDict[str, tuple] = OrderedDict()  # content hash -> (file name, the sentence it was refused with)
 _REFUSED_MAX = 256
@@ -163,8 +164,7 @@ def _check_archive(data: bytes, name: str) -> None:
 
 
 def _read_torch(data: bytes, name: str):
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        _check_archive(data, name)
+    _check_archive(data, name)
     try:
         with torch.serialization.safe_globals(_harmless_globals()):
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -208,6 +208,15 @@ def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str
             f"'{name}' does not fit the {getattr(model, 'config', None) and model.config.head} architecture — "
             + "; ".join(parts) + ". Choose the matching head or a checkpoint trained by vizattn."
         )
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The images of a folder (by suffix, sorted), or one sentence when it has none."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise VizattnError(f"No PNG/JPEG/BMP/TIFF/WebP images in '{folder}'; point --images at a folder of images.")
+    return files
 
 
 @remember_refusals

@@ -23,10 +23,9 @@ from vizattn.analysis.distances import map_distances
 from vizattn.analysis.maps import PAIRWISE, maps_at, module_io, sample_queries
 from vizattn.analysis.summary import Summary, analyse_forward, sections
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
-from vizattn.errors import VizattnError
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
 from vizattn.explore import cell_centre, model_classes, run_model, to_image
-from vizattn.io import read_image
+from vizattn.io import image_files, read_image
 from vizattn.viz import analysis_figures as figs
 from vizattn.zoo import PRETRAINED, available, load
 
@@ -58,9 +57,6 @@ def _bench_rows(path: Path) -> list[dict]:
     return rows
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
 @dataclass
 class Photo:
     """An image from a folder: no ground truth, so analyses that need it use the model's prediction."""
@@ -83,11 +79,16 @@ def _ours(model) -> bool:
 
 
 def _images(folder: Path, count: int) -> list[Photo]:
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-    if not files:
-        raise VizattnError(f"No PNG/JPEG/BMP/TIFF/WebP images in '{folder}'; point --images at a folder of images.")
-    return [Photo(read_image(p), p.name) for p in files[:count]]
+    return [Photo(read_image(p), p.name) for p in image_files(folder)[:count]]
+
+
+def save_where_figures(where: dict, out: Path, written: list) -> None:
+    """Where attention lands by the query's class (own-class mass, distance), our scene classes first."""
+    seen = list(dict.fromkeys(c for table in where.values() for c in table))
+    order = [c for c in CLASSES if c in seen] + [c for c in seen if c not in CLASSES]
+    for key in ("own_class", "distance_px"):
+        if order:
+            _save(figs.where_figure(where, order, key), out, f"where_{key}", written)
 
 
 def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, queries: int = 64,
@@ -191,11 +192,7 @@ def build_report(out: Path, scenes: int = 20, models: list[str] | None = None, q
         _save(figs.psa_figure(result["psa"]), out, "psa", written)
 
     result["where"] = numbers["where"]
-    seen = list(dict.fromkeys(c for table in result["where"].values() for c in table))
-    order = [c for c in CLASSES if c in seen] + [c for c in seen if c not in CLASSES]
-    for key in ("own_class", "distance_px"):
-        if order:
-            _save(figs.where_figure(result["where"], order, key), out, f"where_{key}", written)
+    save_where_figures(result["where"], out, written)
 
     attr_model = "criss_cross" if "criss_cross" in own else next(iter(own), None)
     if attr_model and first_forward[attr_model].records:
