@@ -15,7 +15,8 @@ from vizattn.export import ImageSource, compare_files, compare_panels, digest, i
 from vizattn.guard import WorkGuard
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
-from vizattn.viz.panel_grid import FRONTEND, grid_args, photo_uri
+from vizattn.viz.hover import BUDGET
+from vizattn.viz.panel_grid import FRONTEND, grid_args, live_factors, photo_uri
 from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS, heat_overlay, label_overlay
 from vizattn.zoo import available, load
 
@@ -103,10 +104,23 @@ def cached_photo(image_key: str, under: str, _image: np.ndarray) -> str:
     return photo_uri(_image, under=under)
 
 
-def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str) -> None:
+@st.cache_resource(max_entries=8, show_spinner=False)
+def hover_factors(grid_key: str, _chosen):
+    """The records' factors the grid computes rows from (hover-follow), packed once per (models, image, views):
+    a click only moves the pinned query. None over the size budget (the server then draws each query)."""
+    return live_factors(_chosen)
+
+
+def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, forwards_key: str,
+              subtitles=None) -> None:
+    live = hover_factors(f"{forwards_key}|{[(p.module, p.view) for p in chosen]}", chosen) or False
     panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"]),
+                           base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"],
+                           subtitles=subtitles, live=live),
                key=key, default=None)
+    if not live:
+        st.caption("This grid is too large for the browser to follow the pointer "
+                   f"(its factors pass the {BUDGET >> 20} MiB budget): click a pixel to move the query.")
 
 
 def pick_model():
@@ -358,11 +372,17 @@ def explore(model_key, model_label, model, src, opts):
 def attention_view(model_label, src, chosen, pixel, opts):
     if not chosen:
         return
-    show_grid(src, chosen, None, opts, 3, f"{model_label} at pixel {pixel}", "attn_grid")
-    st.caption("Hover a panel for the weight; click a panel to move the query there, then arrow keys move it a cell.")
+    show_grid(src, chosen, None, opts, 3, f"{model_label} at pixel {pixel}", "attn_grid", st.session_state["forward_key"])
+    st.caption("The panels follow the pointer; a click pins the query there (arrow keys then move it a cell). "
+               "Colorbars give the weights.")
     for note in dict.fromkeys(p.note for p in chosen if p.note):
         st.caption(note)
-    st.markdown(f"<div id='panel-state'>panels for {pixel}</div>", unsafe_allow_html=True)
+    state_marker("panel-state", f"panels for {pixel}")
+
+
+def state_marker(element_id: str, text: str) -> None:
+    """An invisible mark of what the page shows, for the browser tests and `vizattn bench app` to wait on."""
+    st.markdown(f"<div id='{element_id}' style='display:none'>{text}</div>", unsafe_allow_html=True)
 
 
 def attention_models() -> list[str]:
@@ -383,9 +403,10 @@ def compare_view(src, pixel, opts):
     st.session_state["compare_picked"] = picked
     if not picked:
         return
-    chosen, titles = compare_panels(compare_forwards(src, picked), pixel, None)
-    show_grid(src, chosen, titles, opts, 4, f"{len(picked)} models at pixel {pixel}", "compare_grid")
-    st.markdown(f"<div id='compare-state'>compare for {pixel} over {len(picked)} models</div>", unsafe_allow_html=True)
+    chosen, titles, predictions = compare_panels(compare_forwards(src, picked), pixel, None)
+    show_grid(src, chosen, titles, opts, 4, f"{len(picked)} models at pixel {pixel}", "compare_grid",
+              f"{','.join(picked)}|{src.key}", predictions)
+    state_marker("compare-state", f"compare for {pixel} over {len(picked)} models")
 
 
 def statistics_view(chosen, src, fw):

@@ -235,3 +235,47 @@ def test_the_clickable_image_fits_its_column_and_its_far_corner_is_clickable(wid
         page.screenshot(path=str(tmp_path / f"fit_{width}.png"))
         y, x = click_and_follow(page, 0.99, 0.99, (384, 384))  # the far corner lands on the far pixel
         assert y >= 378 and x >= 378
+
+
+def test_the_panels_follow_the_pointer_and_paint_what_python_computes(tmp_path):
+    """Moving the pointer over a panel repaints every panel for the pixel under it with no rerun of the page
+    (the pinned query stays), and what the browser painted equals the server's colouring of the same maps."""
+    import numpy as np
+
+    from vizattn.explore import panels, run_model
+    from vizattn.export import image_source
+    from vizattn.viz.panel_grid import heat_rgba
+    from vizattn.zoo import load
+
+    with app_server() as url, browser_page(1400, 1400) as page:
+        page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        wait_idle(page)
+        grid = panel_grid(page)
+        assert grid.locator("body").get_attribute("data-live") == "yes"
+        stage = grid.locator(".stage").nth(2)
+        stage.scroll_into_view_if_needed()
+        box = stage.bounding_box()
+        for fx, fy in ((0.2, 0.3), (0.7, 0.6), (0.55, 0.8)):
+            stage.hover(position={"x": box["width"] * fx, "y": box["height"] * fy})
+            body = grid.locator("body")
+            body.wait_for(state="attached")
+            y, x = (int(v) for v in body.get_attribute("data-showing").split(","))
+            assert abs(y - fy * 384) <= 2 and abs(x - fx * 384) <= 2
+            painted = grid.locator("body").evaluate(
+                "() => Array.from(document.querySelectorAll('canvas.heat')).map(c => "
+                "Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data))")
+            assert marker(page) == "panels for (192, 192)"  # no rerun: the pinned query is unchanged
+            fw = run_model(load("criss_cross"), image_source("scene:1000000007", 384).image)
+            for p, rgba in zip(panels(fw, y, x), painted):
+                want = heat_rgba(p.grid_map, 0.9, "inferno", "per-map").astype(int)
+                got = np.asarray(rgba).reshape(want.shape)
+                # opacity everywhere; colour where it is opaque enough to survive the canvas's premultiplied
+                # storage. float16 rows may cross a colormap bin edge: one of 256 steps, a few levels of colour
+                assert np.abs(got[..., 3] - want[..., 3]).max() <= 1
+                solid = want[..., 3] > 128
+                diff = np.abs(got[solid][:, :3] - want[solid][:, :3])
+                assert diff.max() <= 8
+        page.screenshot(path=str(tmp_path / "hover.png"), full_page=True)
+        page.mouse.move(5, 5)  # leaving the panels shows the pinned query again
+        grid.locator("body[data-showing='192,192']").wait_for(state="attached", timeout=10_000)

@@ -59,6 +59,7 @@ class Panel:
     distribution: bool
     note: str = ""
     outside_share: float = 0.0  # weight that went to positions outside the image (ISA's zero padding)
+    record: AttentionRecord | None = field(default=None, repr=False, compare=False)  # for the browser's rows
 
     @property
     def title(self) -> str:
@@ -179,6 +180,6 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
             out.append(Panel(
                 name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
-                view in rec.distribution_views, note, outside,
+                view in rec.distribution_views, note, outside, rec,
             ))
     return out

@@ -113,24 +113,29 @@ def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view
     return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"))
 
 
-def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str]]:
-    chosen, titles = [], []
+def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str], list[str]]:
+    """One panel per module of every model (its main view, or `view`), each titled once "model · view" (the
+    module named too when a model has several), and what each model predicts at the pixel."""
+    chosen, titles, predictions = [], [], []
     for model, fw in forwards.items():
         # one view per module, all modules in one pass (a module not named in `views` would get all its views)
         for p in panels(fw, *pixel, views={m: [main_view(fw, m, view)] for m in fw.records}):
             chosen.append(p)
-            titles.append(f"{model} · {p.kind} · {p.view} · pred {fw.classes[fw.prediction[pixel]]}")
-    return chosen, titles
+            titles.append(f"{model} · {p.module} · {p.view}" if len(fw.records) > 1 else f"{model} · {p.view}")
+            predictions.append(f"predicts {fw.classes[fw.prediction[pixel]]} ({fw.confidence[pixel]:.0%})"
+                               if fw.confidence is not None else f"predicts {fw.classes[fw.prediction[pixel]]}")
+    return chosen, titles, predictions
 
 
 def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
-    chosen, titles = compare_panels(forwards, pixel, view)
+    chosen, titles, predictions = compare_panels(forwards, pixel, view)
     if not chosen:
         raise VizattnError("None of these models has an attention module; add one that does (fcn has none).")
     meta = {**_figure_meta(), "image": src.name, "image_shape": list(src.image.shape[:2]), "pixel_yx": list(pixel),
             "titles": titles, "panels": [panel_meta(p, t.split(" · ")[0]) for p, t in zip(chosen, titles)],
             "predicted_class": {m: fw.classes[int(fw.prediction[pixel])] for m, fw in forwards.items()}}
-    return bundle(src.image, chosen, titles, meta, base_name("compare", src.name, pixel, view or "main"))
+    meta["figure_titles"] = [f"{t} · {pr}" for t, pr in zip(titles, predictions)]
+    return bundle(src.image, chosen, meta["figure_titles"], meta, base_name("compare", src.name, pixel, view or "main"))
 
 
 def output_dir(out: str | Path) -> Path:

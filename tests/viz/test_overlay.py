@@ -90,8 +90,8 @@ def test_compare_grid_titles_models_views_and_predictions(forwards):
     src, fws = forwards
     files = compare_files({"isa": fws["isa"], "gc": fws["gc"]}, src, (5, 6), None)
     meta = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
-    assert [t.split(" · ")[:3] for t in meta["titles"]] == [["isa", "isa", "effective"], ["gc", "gc", "mask"]]
-    assert all(" · pred " in t for t in meta["titles"])
+    assert meta["titles"] == ["isa · effective", "gc · mask"]  # model · view, once
+    assert all(t.startswith(f"{m} · predicts ") for t, m in zip(meta["figure_titles"], meta["titles"]))
     assert set(meta["predicted_class"]) == {"isa", "gc"}
     npz = np.load(io.BytesIO(next(v for k, v in files.items() if k.endswith(".npz"))))
     assert {k.split("_")[1] for k in npz.files if k != "meta_json"} == {"isa", "gc"}  # comparison keys keep models apart

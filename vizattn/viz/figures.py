@@ -7,16 +7,20 @@ import math
 import numpy as np
 
 from vizattn import jsonsafe
-from vizattn.viz.overlay import colormap, heat_overlay, scale
+from vizattn.viz.overlay import colormap, heat_overlay, is_log, is_shared, scale
 
 FORMATS = ("png", "svg", "pdf")
 
 
-def shared_vmax(panels, clip: float = 100.0) -> float:
-    """One top for every panel: the largest panel maximum (or clip-percentile, when clipping)."""
-    if not panels:
-        return 1.0
-    return max(float(np.percentile(p.grid_map, clip)) if clip < 100 else float(p.grid_map.max()) for p in panels)
+def shared_tops(panels, clip: float = 100.0) -> list[float]:
+    """Each panel's top under shared normalisation: the largest maximum (or clip-percentile) among the panels of
+    its kind. Distributions (softmax rows, summing to 1) and gates (sigmoids, each in 0..1) are scaled apart: a
+    gate near 1 would otherwise leave every distribution black."""
+    top = lambda p: float(np.percentile(p.grid_map, clip)) if clip < 100 else float(p.grid_map.max())  # noqa: E731
+    by_kind: dict[bool, float] = {}
+    for p in panels:
+        by_kind[p.distribution] = max(by_kind.get(p.distribution, -np.inf), top(p))
+    return [by_kind[p.distribution] for p in panels]
 
 
 def _grid_shape(n: int, columns: int) -> tuple[int, int]:
@@ -40,14 +44,14 @@ def matplotlib_grid(image: np.ndarray, panels, titles: list[str] | None = None, 
     h, w = image.shape[:2]
     # any aspect ratio: cells at most 4:1 either way (an extreme image is letterboxed inside its cell)
     fig = Figure(figsize=(3.2 * cols, 3.2 * rows * min(4.0, max(0.25, h / w)) + 0.5), dpi=120)
-    vmax = shared_vmax(panels, clip)
+    tops = shared_tops(panels, clip) if is_shared(norm) else [None] * len(panels)
     for i, p in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(heat_overlay(image, p.image_map, alpha, cmap, norm, vmax, None, p.pixel, p.cell_box, clip, under))
+        ax.imshow(heat_overlay(image, p.image_map, alpha, cmap, norm, tops[i], None, p.pixel, p.cell_box, clip, under))
         ax.set_title((titles[i] if titles else p.title), fontsize=8)
         ax.set_axis_off()
-        lo, hi = scale_range(p.grid_map, norm, vmax if norm != "per-map" else None, None, clip)
-        scale_norm = LogNorm(lo, hi) if norm == "log" else Normalize(lo, hi if hi > lo else lo + 1e-12)
+        lo, hi = scale_range(p.grid_map, norm, tops[i], None, clip)
+        scale_norm = LogNorm(lo, hi) if is_log(norm) else Normalize(lo, hi if hi > lo else lo + 1e-12)
         bar = fig.colorbar(ScalarMappable(scale_norm, cmap), ax=ax, orientation="horizontal", fraction=0.05, pad=0.03)
         bar.ax.tick_params(labelsize=6)
     fig.tight_layout()
@@ -94,14 +98,14 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
 
     n = len(panels)
     rows, _ = _grid_shape(n, columns)
-    vmax = shared_vmax(panels)
+    tops = shared_tops(panels) if is_shared(norm) else [None] * n
     data, layout, notes, shapes = [], {}, [], []
     hidden = dict(showticklabels=False, showgrid=False, zeroline=False)
     for i, p in enumerate(panels):
         ax, xaxis, yaxis, (x0, x1, y1) = _cell_axes(i, n, columns)
         layout[f"xaxis{ax}"] = {**xaxis, **hidden}
         layout[f"yaxis{ax}"] = {**yaxis, **hidden, "autorange": "reversed", "scaleanchor": f"x{ax}"}
-        data.append(dict(type="image", z=colormap(scale(p.grid_map, norm, vmax), cmap), hoverinfo="skip",
+        data.append(dict(type="image", z=colormap(scale(p.grid_map, norm, tops[i]), cmap), hoverinfo="skip",
                          xaxis=f"x{ax}", yaxis=f"y{ax}"))
         data.append(dict(type="heatmap", z=p.grid_map, opacity=0, showscale=False, xaxis=f"x{ax}", yaxis=f"y{ax}",
                          hovertemplate="cell (%{y}, %{x})<br>weight %{z:.4g}<extra>" + p.title + "</extra>"))

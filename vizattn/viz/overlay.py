@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-NORMALISATIONS = ("per-map", "shared", "log")
+#: "per-map": each map to its own top; "shared": one top for all maps of one kind (distributions, which sum to 1,
+#: and gates, which do not, never share a scale); "log" and "log shared": the same in decades.
+NORMALISATIONS = ("per-map", "shared", "log", "log shared")
+
+
+def is_shared(norm: str) -> bool:
+    return norm in ("shared", "log shared")
+
+
+def is_log(norm: str) -> bool:
+    return norm in ("log", "log shared")
 
 
 def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
@@ -12,8 +22,8 @@ def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None,
     that percentile of the map's weights (as CCNet's authors clipped their figures), so a few peaks do not
     leave everything else black; with "shared" the caller's vmax is already the clipped one."""
     m = np.asarray(m, np.float64)
-    top = vmax if norm in ("shared", "log") and vmax else (float(np.percentile(m, clip)) if clip < 100 else float(m.max()))
-    if norm == "log":
+    top = vmax if is_shared(norm) and vmax else (float(np.percentile(m, clip)) if clip < 100 else float(m.max()))
+    if is_log(norm):
         hi = max(top, 1e-12)
         lo = vmin if vmin else max(float(m[m > 0].min()) if (m > 0).any() else 1e-12, hi * 1e-6)
         return lo, hi
@@ -22,11 +32,11 @@ def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None,
 
 def scale(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
           clip: float = 100.0) -> np.ndarray:
-    """Map weights to [0, 1]: by the map's own max ("per-map"), by a given vmax shared across panels
-    ("shared"), or logarithmically between vmin and vmax ("log", for maps spanning decades)."""
+    """Map weights to [0, 1]: by the map's own max ("per-map"), by a given vmax shared across panels of one kind
+    ("shared"), or logarithmically between vmin and the top ("log", "log shared": for maps spanning decades)."""
     m = np.asarray(m, np.float64)
     lo, hi = scale_range(m, norm, vmax, vmin, clip)
-    if norm == "log":
+    if is_log(norm):
         lo, hi = np.log10(lo), np.log10(hi)
         return np.clip((np.log10(np.maximum(m, 1e-300)) - lo) / max(hi - lo, 1e-12), 0, 1)
     return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)

@@ -1,5 +1,9 @@
 """The app's attention grid: what the browser needs to draw panels itself (`panel_grid_frontend/`).
 
+With hover-follow (`vizattn.viz.hover`) it receives each record's factors and computes and colours every
+panel's map in the browser, for the pinned query and for the pixel under the pointer. Over the size budget
+it falls back to what follows: per pinned query, each panel's heatmap from the server.
+
 Plotly remounts a chart whenever its figure changes (Streamlit keys the element on the figure), so a
 click on a 9-panel grid paid for a fresh plot of every panel while the old one stayed on screen until
 the run ended. This grid stays mounted: per click it receives each panel's heatmap as a tiny RGBA PNG at
@@ -15,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vizattn.viz.figures import shared_vmax
-from vizattn.viz.overlay import backdrop, colormap, heat_layer, scale_range
+from vizattn.viz.figures import shared_tops
+from vizattn.viz.hover import BUDGET, factors, lookup_table
+from vizattn.viz.overlay import backdrop, colormap, heat_layer, is_log, is_shared, scale_range
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
 
@@ -51,22 +56,46 @@ def colorbar_css(cmap: str, stops: int = 9) -> str:
 
 def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: str = "inferno",
               norm: str = "per-map", alpha: float = 0.6, columns: int = 3, title: str = "",
-              base: str | None = None, clip: float = 100.0, under: str = "photo") -> dict:
-    """JSON-ready arguments of the panel grid. `base` is the photo's data URI when the caller has it cached
-    (made with the same `under`). Every panel carries the weights its colorbar's ends stand for."""
-    vmax = shared_vmax(panels, clip)
+              base: str | None = None, clip: float = 100.0, under: str = "photo", subtitles: list[str] | None = None,
+              live=None, budget: int = BUDGET) -> dict:
+    """JSON-ready arguments of the panel grid (one binary argument, `blob`, with hover-follow). `base` is the
+    photo's data URI when the caller has it cached (made with the same `under`). `live`: the panels' factors
+    as `live_factors` made them (for hover-follow), None to build them here, False for the server path."""
     h, w = image.shape[:2]
     pixel = panels[0].pixel if panels else (h // 2, w // 2)
-    return dict(
+    args = dict(
         image=base or photo_uri(image, under=under),
         shape=[h, w], pixel=[int(v) for v in pixel], columns=int(columns), title=title,
-        colorbar=colorbar_css(cmap), log=norm == "log",
-        panels=[dict(title=titles[i] if titles else p.title,
-                     heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, vmax, clip)),
-                     range=[float(v) for v in scale_range(p.grid_map, norm, vmax if norm != "per-map" else None,
-                                                          None, clip)],
-                     weights=base64.b64encode(np.ascontiguousarray(p.grid_map, "<f4").tobytes()).decode(),
-                     grid=[int(v) for v in p.grid_map.shape], cell=[int(v) for v in p.cell],
-                     box=[int(v) for v in p.cell_box])
+        colorbar=colorbar_css(cmap), log=is_log(norm), norm=norm, clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
+        panels=[dict(title=titles[i] if titles else p.title, subtitle=subtitles[i] if subtitles else "",
+                     kind="distribution" if p.distribution else "weights",
+                     grid=[int(v) for v in p.grid_map.shape])
                 for i, p in enumerate(panels)],
     )
+    if live is None:
+        live = live_factors(panels, budget)
+    if live:
+        key, specs, table, blob = live
+        return dict(args, factors_key=key, specs=specs, table=table, blob=blob, lut=lookup_table(cmap))
+    tops = shared_tops(panels, clip) if is_shared(norm) else [None] * len(panels)
+    for p, d, top in zip(panels, args["panels"], tops):
+        d.update(heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, top, clip)),
+                 range=[float(v) for v in scale_range(p.grid_map, norm, top, None, clip)],
+                 weights=base64.b64encode(np.ascontiguousarray(p.grid_map, "<f4").tobytes()).decode(),
+                 cell=[int(v) for v in p.cell], box=[int(v) for v in p.cell_box])
+    return args
+
+
+def live_factors(panels, budget: int = BUDGET):
+    """(key, specs, table, blob) for hover-follow over these panels' records and views, or None (a kind with no
+    browser formula, or more than `budget` bytes). The key names the factors: the browser decodes a blob once."""
+    import hashlib
+
+    made = factors([(p.record, p.view) for p in panels], budget) if all(p.record is not None for p in panels) else None
+    if made is None:
+        return None
+    specs, table, blob = made
+    import json
+
+    key = hashlib.sha256(blob + json.dumps(specs, sort_keys=True).encode()).hexdigest()[:20]
+    return key, specs, table, blob

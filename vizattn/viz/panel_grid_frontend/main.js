@@ -1,6 +1,8 @@
-// A grid of attention panels that stays mounted between reruns: new maps replace the old images in
-// place (no re-layout, no chart library), hover reads the weight from the map itself, and a click on a
-// panel sends that image pixel back as the new query. Speaks Streamlit's component protocol directly.
+// A grid of attention panels that stays mounted between reruns. With the records' factors (args.specs and the
+// binary args.blob, see vizattn/viz/hover.py) the panels follow the pointer: every move computes each panel's
+// row for the pixel under it (hover.js) and repaints, with no server round trip; a click pins that query and
+// tells the page. Without factors (a grid over the size budget) the server sends each pinned query's heatmaps.
+// Speaks Streamlit's component protocol directly.
 "use strict";
 
 function send(type, data) {
@@ -8,9 +10,15 @@ function send(type, data) {
 }
 
 let state = null;        // the last args
-let figures = [];        // one {root, caption, base, heat, cell, mark, weights} per panel
+let figures = [];        // one {root, caption, stage, base, heat, canvas, cell, mark, lo, hi, grad} per panel
 let layoutKey = "";
+let factors = null;      // {key, T}: the decoded tensors of the current (model, image)
+let hovering = null;     // [y, x] under the pointer, or null
+let shown = [];          // what each panel shows now: {map, grid, range}
+const timings = [];      // pointer event → frame with the new panels painted (ms), read by `vizattn bench app`
+window.vizattnTimings = timings;
 const tip = document.getElementById("tip");
+const root = document.getElementById("root");
 
 function decodeWeights(b64) {
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -21,7 +29,7 @@ function pct(v, total) { return (100 * v / total) + "%"; }
 
 // a weight as a reader wants it on a colorbar: 0 as 0, small ones in powers of ten
 function weight(v) {
-  if (v === 0) return "0";
+  if (Math.abs(v) < 1e-12) return "0";
   return Math.abs(v) < 0.01 ? v.toExponential(1) : v.toPrecision(2);
 }
 
@@ -31,50 +39,110 @@ function build(n, columns) {
   grid.style.gridTemplateColumns = `repeat(${Math.min(columns, Math.max(1, n))}, minmax(0, 1fr))`;
   figures = [];
   for (let i = 0; i < n; i++) {
-    const root = document.createElement("figure");
-    root.innerHTML = '<figcaption></figcaption><div class="stage"><img class="base" alt=""><img class="heat" alt="">' +
-                     '<div class="cell"></div><div class="mark"></div></div>' +
-                     '<div class="bar"><span class="lo"></span><div class="grad"></div><span class="hi"></span></div>';
-    grid.appendChild(root);
-    const f = { root: root, caption: root.querySelector("figcaption"), stage: root.querySelector(".stage"),
-                base: root.querySelector("img.base"), heat: root.querySelector("img.heat"),
-                cell: root.querySelector(".cell"), mark: root.querySelector(".mark"), index: i,
-                grad: root.querySelector(".grad"), lo: root.querySelector(".lo"), hi: root.querySelector(".hi") };
-    f.stage.addEventListener("mousemove", e => hover(f, e));
-    f.stage.addEventListener("mouseleave", () => { tip.hidden = true; });
+    const fig = document.createElement("figure");
+    fig.innerHTML = '<figcaption><div class="name"></div><div class="sub"></div></figcaption>' +
+                    '<div class="stage"><img class="base" alt=""><img class="heat" alt=""><canvas class="heat"></canvas>' +
+                    '<div class="cell"></div><div class="mark"></div></div>' +
+                    '<div class="bar"><span class="lo"></span><div class="grad"></div><span class="hi"></span></div>';
+    grid.appendChild(fig);
+    const f = { root: fig, name: fig.querySelector(".name"), sub: fig.querySelector(".sub"), stage: fig.querySelector(".stage"),
+                base: fig.querySelector("img.base"), heat: fig.querySelector("img.heat"), canvas: fig.querySelector("canvas"),
+                cell: fig.querySelector(".cell"), mark: fig.querySelector(".mark"), index: i,
+                grad: fig.querySelector(".grad"), lo: fig.querySelector(".lo"), hi: fig.querySelector(".hi") };
+    f.stage.addEventListener("mousemove", e => move(f, e));
+    f.stage.addEventListener("mouseleave", leave);
     f.stage.addEventListener("click", e => click(f, e));
     figures.push(f);
   }
 }
 
-// the image pixel under the mouse, and the grid cell containing it (the same rule as vizattn.explore.cell_of)
+// the image pixel under the mouse (clamped inside the image)
 function locate(f, e) {
   const r = f.stage.getBoundingClientRect();
   const [h, w] = state.shape;
-  const y = Math.min(h - 1, Math.max(0, Math.floor((e.clientY - r.top) / r.height * h)));
-  const x = Math.min(w - 1, Math.max(0, Math.floor((e.clientX - r.left) / r.width * w)));
-  const p = state.panels[f.index];
-  const gy = Math.min(p.grid[0] - 1, Math.floor(y * p.grid[0] / h));
-  const gx = Math.min(p.grid[1] - 1, Math.floor(x * p.grid[1] / w));
-  return { y: y, x: x, gy: gy, gx: gx, p: p };
+  return [Math.min(h - 1, Math.max(0, Math.floor((e.clientY - r.top) / r.height * h))),
+          Math.min(w - 1, Math.max(0, Math.floor((e.clientX - r.left) / r.width * w)))];
 }
 
-function hover(f, e) {
-  const at = locate(f, e);
-  const v = f.weights[at.gy * at.p.grid[1] + at.gx];
-  tip.textContent = "";
-  [`${at.p.title}`, `pixel (${at.y}, ${at.x}) · cell (${at.gy}, ${at.gx})`, `weight ${v.toPrecision(4)}`].forEach(t => {
-    const d = document.createElement("div"); d.textContent = t; tip.appendChild(d);
+// the feature-grid cell of an image pixel and its pixels (vizattn.explore.cell_of and cell_box)
+function cellOf(y, x, grid) {
+  const [h, w] = state.shape;
+  return [Math.min(grid[0] - 1, Math.floor(y * grid[0] / h)), Math.min(grid[1] - 1, Math.floor(x * grid[1] / w))];
+}
+function cellBox(gy, gx, grid) {
+  const [h, w] = state.shape;
+  return [Math.ceil(gy * h / grid[0]), Math.ceil((gy + 1) * h / grid[0]), Math.ceil(gx * w / grid[1]), Math.ceil((gx + 1) * w / grid[1])];
+}
+
+function place(f, y, x, box) {
+  const [h, w] = state.shape, [y0, y1, x0, x1] = box;
+  Object.assign(f.cell.style, { top: pct(y0, h), height: pct(y1 - y0, h), left: pct(x0, w), width: pct(x1 - x0, w) });
+  Object.assign(f.mark.style, { top: pct(y + 0.5, h), left: pct(x + 0.5, w) });
+}
+
+function label(f, range) {
+  f.lo.textContent = weight(range[0]);
+  f.hi.textContent = weight(range[1]) + (state.log ? " (log)" : "");
+}
+
+// live: compute and paint every panel's map for image pixel (y, x)
+function drawLive(y, x) {
+  const maps = VizattnHover.draw(state.specs, factors.T, state.panels.map(p => p.kind), state.shape, y, x,
+                                 { norm: state.norm, clip: state.clip, alpha: state.alpha, lut: state.lut });
+  shown = maps.map((m, i) => ({ map: m.map, grid: state.specs[i].out, range: m.range }));
+  maps.forEach((m, i) => {
+    const f = figures[i], s = state.specs[i], [oh, ow] = s.out;
+    if (f.canvas.width !== ow || f.canvas.height !== oh) { f.canvas.width = ow; f.canvas.height = oh; }
+    f.canvas.getContext("2d").putImageData(new ImageData(m.rgba, ow, oh), 0, 0);
+    place(f, y, x, cellBox(m.cell[0], m.cell[1], s.grid));
+    label(f, m.range);
   });
+  document.body.dataset.showing = `${y},${x}`;
+}
+
+function move(f, e) {
+  const at = locate(f, e);
+  if (state.specs && factors) {
+    if (!hovering || hovering[0] !== at[0] || hovering[1] !== at[1]) {
+      hovering = at;
+      drawLive(at[0], at[1]);
+      const t0 = e.timeStamp;  // after the next frame is painted: the time a person waits
+      requestAnimationFrame(() => setTimeout(() => timings.push(performance.now() - t0), 0));
+    }
+  }
+  showTip(f, e, at);
+}
+
+function showTip(f, e, at) {
+  const s = shown[f.index];
+  if (!s) return;
+  const [gy, gx] = cellOf(at[0], at[1], s.grid);
+  const v = s.map[gy * s.grid[1] + gx];
+  const lines = [state.panels[f.index].title, `pixel (${at[0]}, ${at[1]}) · cell (${gy}, ${gx})`,
+                 hovering ? `its own weight ${v.toPrecision(3)} · click to pin` : `weight ${v.toPrecision(4)}`];
+  tip.textContent = "";
+  lines.forEach(t => { const d = document.createElement("div"); d.textContent = t; tip.appendChild(d); });
   tip.hidden = false;
   const right = e.clientX + 14 + tip.offsetWidth > window.innerWidth;
   tip.style.left = (right ? e.clientX - 14 - tip.offsetWidth : e.clientX + 14) + "px";
   tip.style.top = Math.max(0, e.clientY - tip.offsetHeight - 8) + "px";
 }
 
+// the pointer left the panels: back to the pinned query
+function leave() {
+  tip.hidden = true;
+  if (hovering && state.specs && factors) { hovering = null; drawLive(state.pixel[0], state.pixel[1]); }
+  hovering = null;
+}
+
+function pin(y, x, panel) {
+  state.pixel = [y, x];
+  send("streamlit:setComponentValue", { value: { y: y, x: x, panel: panel, t: Date.now() }, dataType: "json" });
+}
+
 function click(f, e) {
-  const at = locate(f, e);
-  send("streamlit:setComponentValue", { value: { y: at.y, x: at.x, panel: f.index, t: Date.now() }, dataType: "json" });
+  const [y, x] = locate(f, e);
+  pin(y, x, f.index);
 }
 
 // arrow keys on a focused grid move the query by one feature-grid cell of the first panel
@@ -86,9 +154,14 @@ document.addEventListener("keydown", e => {
   const y = Math.min(h - 1, Math.max(0, state.pixel[0] + step[0] * Math.round(h / gh)));
   const x = Math.min(w - 1, Math.max(0, state.pixel[1] + step[1] * Math.round(w / gw)));
   if (y !== state.pixel[0] || x !== state.pixel[1]) {
-    send("streamlit:setComponentValue", { value: { y: y, x: x, panel: -1, t: Date.now() }, dataType: "json" });
+    pin(y, x, -1);
+    if (state.specs && factors) drawLive(y, x);
   }
 });
+
+function fitHeight() {
+  send("streamlit:setFrameHeight", { height: Math.ceil(root.getBoundingClientRect().height) + 2 });
+}
 
 function render(args) {
   state = args;
@@ -96,29 +169,39 @@ function render(args) {
   const key = n + "/" + args.columns;
   if (key !== layoutKey) { build(n, args.columns); layoutKey = key; }
   document.getElementById("title").textContent = args.title || "";
-  const [h, w] = args.shape;
+  const live = !!args.specs;
+  if (live && (!factors || factors.key !== args.factors_key)) factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
   const loads = [];
   args.panels.forEach((p, i) => {
     const f = figures[i];
-    f.caption.textContent = p.title;
-    f.caption.title = p.title;
+    f.name.textContent = p.title;
+    f.name.title = p.title;
+    f.sub.textContent = p.subtitle || "";
     f.grad.style.background = args.colorbar;
-    f.lo.textContent = weight(p.range[0]);
-    f.hi.textContent = weight(p.range[1]) + (args.log ? " (log)" : "");
-    f.weights = decodeWeights(p.weights);
-    for (const [img, src] of [[f.base, args.image], [f.heat, p.heat]]) {
+    f.heat.hidden = live;
+    f.canvas.hidden = !live;
+    const sources = [[f.base, args.image]].concat(live ? [] : [[f.heat, p.heat]]);
+    for (const [img, src] of sources) {
       if (img.getAttribute("src") !== src) {
         img.src = src;
         loads.push(img.decode().catch(() => null));
       }
     }
-    const [y0, y1, x0, x1] = p.box;
-    Object.assign(f.cell.style, { top: pct(y0, h), height: pct(y1 - y0, h), left: pct(x0, w), width: pct(x1 - x0, w) });
-    Object.assign(f.mark.style, { top: pct(args.pixel[0] + 0.5, h), left: pct(args.pixel[1] + 0.5, w) });
+    if (!live) {
+      shown[i] = { map: decodeWeights(p.weights), grid: p.grid, range: p.range };
+      place(f, args.pixel[0], args.pixel[1], p.box);
+      label(f, p.range);
+    }
   });
+  if (live) {
+    shown.length = n;
+    const at = hovering || args.pixel;  // a rerun while the pointer is on the panels keeps what it points at
+    drawLive(at[0], at[1]);
+  }
   // tell Streamlit our height once the images are decoded, and leave a mark the browser tests can wait on
   Promise.all(loads).then(() => {
-    send("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight });
+    fitHeight();
+    document.body.dataset.live = live ? "yes" : "no";
     document.body.dataset.rendered = args.title || "";
   });
 }
@@ -126,6 +209,5 @@ function render(args) {
 window.addEventListener("message", e => {
   if (e.data && e.data.type === "streamlit:render") render(e.data.args);
 });
-new ResizeObserver(() => send("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight }))
-  .observe(document.body);
+new ResizeObserver(fitHeight).observe(root);
 send("streamlit:componentReady", { apiVersion: 1 });
