@@ -7,18 +7,17 @@ import streamlit.components.v1 as components
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from vizattn import VizattnError
-from vizattn.analysis.stats import panel_statistics
+# light imports only: the sidebar draws before PyTorch and the model code are imported (by the first forward)
+from vizattn.bundled import available, model_card
 from vizattn.data import CLASSES as SCENE_CLASSES
-from vizattn.explore import check_pixel, panels, run_model, unmapped
-from vizattn.export import ImageSource, compare_files, compare_panels, digest, image_source, query_files, safe_name
+from vizattn.errors import VizattnError
 from vizattn.guard import WorkGuard
 from vizattn.io import MAX_IMAGE_SIDE, read_image
+from vizattn.sources import ImageSource, digest, image_source, safe_name
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
 from vizattn.viz.hover import BUDGET
 from vizattn.viz.panel_grid import FRONTEND, grid_args, live_factors, photo_uri
 from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS, heat_overlay, label_overlay
-from vizattn.zoo import available, load
 
 SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes: never seen in training
 DEFAULT_MODEL = "criss_cross"
@@ -30,6 +29,8 @@ panel_grid = components.declare_component("vizattn_panel_grid", path=str(FRONTEN
 
 @st.cache_resource(max_entries=16, show_spinner="Loading model…")
 def bundled_model(name: str):
+    from vizattn.zoo import load
+
     return load(name)
 
 
@@ -51,11 +52,15 @@ def loaded(result):
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+    from vizattn.zoo import load
+
     return refusal_kept(load, _data, file_name=file_name, head=head)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def path_model(path: str, mtime: float, head: str | None = None):
+    from vizattn.zoo import load
+
     return refusal_kept(load, path, head=head)
 
 
@@ -69,6 +74,8 @@ def decoded_upload(digest: str, _data: bytes, file_name: str):
 def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
     """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array.
     Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
+    from vizattn.explore import run_model
+
     bar = st.empty()
     try:
         # forwards take turns, each within a time budget (vizattn.guard); a session that has to wait says so
@@ -114,10 +121,12 @@ def hover_factors(grid_key: str, _chosen):
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, forwards_key: str,
               subtitles=None) -> None:
     live = hover_factors(f"{forwards_key}|{[(p.module, p.view) for p in chosen]}", chosen) or False
-    panel_grid(**grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
-                           base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"],
-                           subtitles=subtitles, live=live),
-               key=key, default=None)
+    args = grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
+                     base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"],
+                     subtitles=subtitles, live=live)
+    if live and (st.session_state.get(key) or {}).get("have") == args["factors_key"]:
+        args["blob"] = None  # the grid said it holds these factors: a click sends the pixel, not megabytes again
+    panel_grid(**args, key=key, default=None)
     if not live:
         st.caption("This grid is too large for the browser to follow the pointer "
                    f"(its factors pass the {BUDGET >> 20} MiB budget): click a pixel to move the query.")
@@ -180,15 +189,15 @@ def pick_model():
             return st.session_state["last_model"]
         st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
         names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-        return names_default, names_default, bundled_model(names_default)
+        return names_default, names_default, None
     default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
     name = st.sidebar.selectbox("Bundled model", names, index=default, key="model_name")
-    card = bundled_model(name).card
+    card = model_card(name)  # the card alone: the model loads where its forward runs
     ev = card.get("evaluation", {})
     options = ", ".join(f"{k}={v}" for k, v in card.get("module_options", {}).items())
     module = card.get("module") or "no attention (baseline)"
     st.sidebar.caption(f"{module}{f' ({options})' if options else ''} · held-out mIoU {ev.get('miou', 0):.3f}")
-    st.session_state["last_model"] = (name, name, bundled_model(name))
+    st.session_state["last_model"] = (name, name, None)
     return st.session_state["last_model"]
 
 
@@ -244,6 +253,8 @@ def click_pixel(click, displayed: bool, shape) -> tuple[int, int]:
     image. `displayed`: the clickable image's coordinates, scaled from its displayed size; else image pixels."""
     import math
 
+    from vizattn.explore import check_pixel
+
     h, w = shape
     try:
         y, x = float(click["y"]), float(click["x"])
@@ -266,6 +277,8 @@ def current_pixel(shape) -> tuple[int, int]:
         if not click or click == st.session_state.get(f"handled_{key}"):
             continue
         st.session_state[f"handled_{key}"] = click
+        if isinstance(click, dict) and "have" in click and "y" not in click:
+            continue  # the grid saying which factors it holds, not a click
         try:
             st.session_state["pixel"] = click_pixel(click, key == CLICK_KEY, (h, w))
         except VizattnError as err:
@@ -311,6 +324,10 @@ def main():
 def explore(model_key, model_label, model, src, opts):
     """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
     section is computed and sent: the browser redraws what the person is looking at, nothing else."""
+    from vizattn.explore import panels, unmapped
+
+    if model is None:  # a bundled model, loaded on first use
+        model = bundled_model(model_key)
     fw = loaded(forward_for(model_key, src.key, model, src.image))
     st.session_state["forward_key"] = f"{model_key}|{src.key}"
     y, x = current_pixel(fw.shape)
@@ -386,7 +403,7 @@ def state_marker(element_id: str, text: str) -> None:
 
 
 def attention_models() -> list[str]:
-    return [n for n in available() if bundled_model(n).card.get("module")]
+    return [n for n in available() if model_card(n).get("module")]
 
 
 def picked_models() -> list[str]:
@@ -403,6 +420,8 @@ def compare_view(src, pixel, opts):
     st.session_state["compare_picked"] = picked
     if not picked:
         return
+    from vizattn.export import compare_panels
+
     chosen, titles, predictions = compare_panels(compare_forwards(src, picked), pixel, None)
     show_grid(src, chosen, titles, opts, 4, f"{len(picked)} models at pixel {pixel}", "compare_grid",
               f"{','.join(picked)}|{src.key}", predictions)
@@ -414,6 +433,8 @@ def statistics_view(chosen, src, fw):
         return
     has_truth = src.labels is not None and fw.classes == list(SCENE_CLASSES)  # scene labels are in our classes
     truth = src.labels if has_truth else fw.prediction
+    from vizattn.analysis.stats import panel_statistics
+
     rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances if has_truth else None)}
             for p in chosen if p.distribution]
     charts = []
@@ -502,6 +523,8 @@ def analysis_view(model, fw, src, pixel, chosen):
 def export_view(model_label, fw, src, pixel):
     if not fw.records:
         return
+    from vizattn.export import compare_files, query_files
+
     st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON.")
     for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None)),
                         ("Comparison grid", lambda: compare_files(compare_forwards(src, picked_models()), src, pixel, None))):

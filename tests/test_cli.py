@@ -1,5 +1,4 @@
 """The CLI is thin over the library: query/compare write their files; user errors are one sentence."""
-import io
 
 import numpy as np
 import pytest

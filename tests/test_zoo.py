@@ -109,3 +109,21 @@ def test_non_finite_weights_are_refused(tmp_path):
     torch.save(state, tmp_path / "nan.pt")
     with pytest.raises(VizattnError, match=r"non-finite weights \(NaN or Inf\) in head.classifier.1.bias"):
         load(tmp_path / "nan.pt", head="gc")
+
+
+def test_bundled_models_skip_the_cost_estimate_that_every_other_file_gets(monkeypatch, tmp_path):
+    """Our own zoo's configurations are known; estimating them would import torch._dynamo (about 3 s) at the
+    app's first start. A copy of the same file elsewhere is costed like any file a user brings."""
+    import shutil
+
+    from vizattn import zoo
+
+    calls = []
+    monkeypatch.setattr(zoo, "check_cost", lambda model, name: calls.append(name))
+    name = zoo.available()[0]
+    zoo.load(name)
+    assert calls == []
+    copy = tmp_path / f"{name}.safetensors"
+    shutil.copy(zoo.PRETRAINED / f"{name}.safetensors", copy)
+    zoo.load(copy)
+    assert calls == [copy.name]

@@ -1,10 +1,22 @@
-"""vizattn: see what the attention modules inside a segmentation network attended."""
-from vizattn.capture import AttentionRecord, Capture, capture
+"""vizattn: see what the attention modules inside a segmentation network attended.
+
+The names below are imported on first use (PEP 562): `from vizattn.errors import VizattnError` or the app's
+first page need not wait for PyTorch to import."""
 from vizattn.errors import VizattnError
-from vizattn.evaluate import predict
-from vizattn.modules import create_attention, list_attention
-from vizattn.zoo import available, load
 
 __version__ = "0.1.0"
 __all__ = ["AttentionRecord", "Capture", "VizattnError", "available", "capture", "create_attention",
            "list_attention", "load", "predict"]
+_LAZY = {"AttentionRecord": "vizattn.capture", "Capture": "vizattn.capture", "capture": "vizattn.capture",
+         "predict": "vizattn.evaluate", "create_attention": "vizattn.modules", "list_attention": "vizattn.modules",
+         "available": "vizattn.zoo", "load": "vizattn.zoo"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vizattn' has no attribute '{name}'")

@@ -6,6 +6,8 @@ shared model (Streamlit sessions are threads) never record into each other's cap
 """
 from __future__ import annotations
 
+import sys
+import types
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -152,3 +154,15 @@ def capture(model: "nn.Module", modules=None) -> Capture:
 
 def active_sessions(module: "nn.Module") -> tuple[Capture, ...]:
     return tuple(s for s in _SESSIONS.get() if s.owns(module))
+
+
+class _CallableModule(types.ModuleType):
+    """`vizattn.capture` is both this module and the function `capture`. The package imports it lazily (so the
+    app's first page need not wait for PyTorch), and Python binds a submodule over the package attribute of the
+    same name when it is first imported; calling the module therefore calls the function."""
+
+    def __call__(self, model: "nn.Module", modules=None) -> Capture:
+        return capture(model, modules)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -80,7 +80,9 @@ def _bench_app(args) -> None:
     from vizattn.bench import app
     from vizattn.bench.measure import markdown_table
 
-    print(markdown_table(app.HEADER, app.run(tuple(args.sizes), args.clicks)))
+    print(markdown_table(app.COLD_HEADER, app.cold_start(args.cold_runs)))
+    print()
+    print(markdown_table(app.HEADER, app.run(args.moves, args.clicks, args.upload)))
 
 
 def _data(args) -> None:
@@ -116,7 +118,6 @@ def _report(args) -> None:
 
 
 def _train(args) -> None:
-    import json
 
     from vizattn.models.segmenter import HEADS
     from vizattn.train import TrainConfig, train
@@ -135,7 +136,6 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    import json
 
     from vizattn.data import CLASSES
     from vizattn.evaluate import evaluate
@@ -252,10 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     ban.add_argument("--memory-images", type=COUNT, nargs="+", default=[100, 400])
     ban.add_argument("--size", type=SIDE, default=384)
     ban.set_defaults(func=_bench_analyze)
-    ba = bench.add_parser("app", help="click → updated panels (comparison grid, attention tab) in a real browser "
-                                      "(needs chromium)")
-    ba.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ba.add_argument("--clicks", type=bounded(1, 1000), default=10)
+    ba = bench.add_parser("app", help="cold start, pointer move → repainted panels and click → redrawn panels on the "
+                                      "comparison grid, in a real browser (needs chromium)")
+    ba.add_argument("--moves", type=bounded(5, 10_000), default=40)
+    ba.add_argument("--clicks", type=bounded(1, 1000), default=8)
+    ba.add_argument("--cold-runs", type=bounded(1, 20), default=2)
+    ba.add_argument("--upload", type=bounded(256, 1024), default=1024, help="side of the uploaded scene (px)")
     ba.set_defaults(func=_bench_app)
 
     da = sub.add_parser("data", help="class statistics and the share of pixels whose cue lies beyond the receptive field")

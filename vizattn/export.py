@@ -3,10 +3,6 @@ figure as HTML, the raw maps as NPZ and the metadata as JSON. The app's download
 `vizattn query` / `vizattn compare` commands both take their bytes from here."""
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -14,49 +10,8 @@ import numpy as np
 from vizattn import jsonsafe
 from vizattn.errors import VizattnError
 from vizattn.explore import Forward, Panel, panels, run_model
+from vizattn.sources import DEFAULT_SCENE_SIZE, ImageSource, digest, image_source, safe_name  # noqa: F401 (re-exported)
 from vizattn.viz.figures import FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
-
-DEFAULT_SCENE_SIZE = 384
-
-
-def digest(data: bytes) -> str:
-    """A short content hash: what caches know images and uploaded checkpoints by."""
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-@dataclass
-class ImageSource:
-    image: np.ndarray
-    name: str  # short, file-name safe
-    labels: np.ndarray | None = None  # ground truth, for generated scenes
-    instances: np.ndarray | None = None
-
-    @cached_property
-    def key(self) -> str:
-        """What caches know the image by: a hash of its pixels and its shape, computed once per source."""
-        return digest(self.image.tobytes()) + str(self.image.shape)
-
-
-def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
-    """`scene:SEED` for a generated scene (with ground truth), else an image file through the safe reader."""
-    from vizattn.io import read_image
-
-    if spec.startswith("scene:"):
-        from vizattn.data import generate_scene
-
-        try:
-            seed = int(spec.split(":", 1)[1])
-        except ValueError:
-            seed = -1
-        if not 0 <= seed < 2**32:
-            raise VizattnError(f"'{spec}' is not scene:SEED with a seed 0..4294967295, e.g. scene:7.") from None
-        s = generate_scene(seed, (size, size))
-        return ImageSource(s.image, f"scene{seed}", s.labels, s.instances)
-    return ImageSource(read_image(spec), safe_name(Path(spec).stem))
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "image"
 
 
 def main_view(forward: Forward, module: str, wanted: str | None) -> str:

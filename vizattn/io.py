@@ -13,11 +13,14 @@ import pickle
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vizattn.errors import VizattnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 MAX_CHECKPOINT_BYTES = 512 * 2**20
 MAX_INFLATED_BYTES = 1024 * 2**20  # what a torch archive's entries may add up to once read
@@ -62,6 +65,8 @@ def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tupl
         state, meta = _read_safetensors(data, name)
     else:
         state, meta = _read_torch(data, name)
+    import torch
+
     bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise VizattnError(f"'{name}' holds non-finite weights (NaN or Inf) in {', '.join(bad[:3])}"
@@ -138,7 +143,7 @@ def plain_meta(obj, name: str):
         if isinstance(v, float):
             return v if np.isfinite(v) else None
         if isinstance(v, dict):
-            return {str(k): walk(x, depth + 1) for k, x in v.items() if not isinstance(x, torch.Tensor)}
+            return {str(k): walk(x, depth + 1) for k, x in v.items() if type(x).__name__ != "Tensor"}
         if isinstance(v, (list, tuple)):
             return [walk(x, depth + 1) for x in v]
         return None  # dtypes and anything else a reader has no use for
@@ -164,6 +169,8 @@ def _check_archive(data: bytes, name: str) -> None:
 
 
 def _read_torch(data: bytes, name: str):
+    import torch
+
     _check_archive(data, name)
     try:
         with torch.serialization.safe_globals(_harmless_globals()):

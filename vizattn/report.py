@@ -20,7 +20,7 @@ from vizattn.analysis import query_independence as qi
 from vizattn.analysis import unary
 from vizattn.analysis.attribution import attribution_report
 from vizattn.analysis.distances import map_distances
-from vizattn.analysis.maps import PAIRWISE, maps_at, module_io, sample_queries
+from vizattn.analysis.maps import maps_at, module_io, sample_queries
 from vizattn.analysis.summary import Summary, analyse_forward, sections
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
@@ -241,7 +241,7 @@ def render_markdown(r: dict) -> str:
               "our benchmark was built so that a query must find regions of its own tint, which pushes maps "
               "to depend on the query more than COCO/ImageNet did."]
     L += ["", "## 2. Unary vs binary (LESA)", "", "![](unary_binary.png)", "", "| | unary | binary |", "|---|---|---|",
-          f"| paper: self-attention | < 0.03 | > 0.97 |", f"| paper: LESA | 0.67 | 0.33 |"]
+          "| paper: self-attention | < 0.03 | > 0.97 |", "| paper: LESA | 0.67 | 0.33 |"]
     for k, v in r["unary_binary"].items():
         L.append(f"| ours: {k} | {_f(v['unary'])} | {_f(v['binary'])} |")
     ab = r.get("lesa_unary_ablation")
@@ -256,7 +256,7 @@ def render_markdown(r: dict) -> str:
               f"Share of positions reached: loop 1 {_f(cc['coverage']['loop1'])}, two loops {_f(cc['coverage']['effective'])} "
               f"(theory: (H+W−1)/(H·W) and 1). mIoU with R = 1, 2, 3: "
               + ", ".join(f"{_f(v)}" for v in cc["miou_by_loops"].values())
-              + f" (paper, Cityscapes: R=1 77.3, R=2 79.7). The model was trained with R=2; whether R=1 loses as "
+              + " (paper, Cityscapes: R=1 77.3, R=2 79.7). The model was trained with R=2; whether R=1 loses as "
               "much as on Cityscapes depends on how much of our context lies off the query's row and column."]
     iv = r.get("isa_vs_nl")
     if iv:

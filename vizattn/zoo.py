@@ -11,21 +11,8 @@ from safetensors.torch import save_file
 from vizattn.errors import VizattnError
 from vizattn.io import check_fits, read_checkpoint
 from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
+from vizattn.bundled import PRETRAINED, available, model_card  # noqa: F401 (the zoo's listing)
 from vizattn.schema import check_cost
-
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
-
-
-def available(directory: Path = PRETRAINED) -> list[str]:
-    """Names of the models in `directory` (their weights; the model card beside them is optional)."""
-    return sorted(p.stem for p in Path(directory).glob("*.safetensors"))
-
-
-def model_card(name: str, directory: Path = PRETRAINED) -> dict:
-    if name not in available(directory):
-        raise VizattnError(f"No bundled model '{name}'; choose one of {', '.join(available(directory)) or '(none)'}.")
-    path = directory / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def save(model: Segmenter, path: Path, card: dict | None = None) -> None:
@@ -45,6 +32,7 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     """
     card = {}
     source = name_or_path
+    bundled = False
     if isinstance(name_or_path, (str, Path)) and not isinstance(name_or_path, bytes):
         from vizattn.foreign.hf_transformers import is_hf_directory, load_directory
 
@@ -58,6 +46,7 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     if isinstance(name_or_path, str) and name_or_path in available():
         source = PRETRAINED / f"{name_or_path}.safetensors"
         card = model_card(name_or_path)
+        bundled = True
     elif isinstance(name_or_path, (str, Path)) and Path(name_or_path).with_suffix(".json").is_file():
         card = json.loads(Path(name_or_path).with_suffix(".json").read_text())
     elif isinstance(name_or_path, str) and not Path(name_or_path).exists():
@@ -75,7 +64,8 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     with torch.device("meta"):  # shapes only: a hostile config allocates nothing before it is checked
         shell = build_model(config)
     check_fits(shell, state, name)
-    check_cost(shell.eval(), name)
+    if not bundled:  # our own zoo's configurations are known; costing them would import torch._dynamo (~3 s)
+        check_cost(shell.eval(), name)
     model = build_model(config)
     model.load_state_dict(state, strict=True)
     model.card = card

@@ -1,18 +1,25 @@
-"""`vizattn bench app`: click → updated panels in a real browser (Debian chromium via playwright), for the
-full comparison grid at 256² and 512² scenes. Prints a table; asserts nothing.
+"""`vizattn bench app`: what a person waits for in a real browser (Debian chromium via playwright), on the
+comparison grid of every bundled attention model, for a 384² scene and a 1024² upload:
 
-A click counts as done when the comparison grid shows the new pixel's maps (images decoded, in place),
-not when the server has answered: that is what the person sees."""
+- pointer move → panels repainted: measured inside the page from the move event's timestamp to the frame
+  after the repaint (hover-follow: `panel_grid_frontend/main.js` keeps these times);
+- click → the page rerun and the grid drawn for the new pixel (the click path, beside it);
+- cold start: `streamlit run app.py` launched → healthy → the page usable → the first attention map painted.
+
+Prints tables; asserts nothing."""
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 from vizattn.bench.browser import (app_server, browser_page, click_image, marker, open_tab, panel_grid, wait_change,
                                    wait_grid, wait_idle)
 
-HEADER = ["scene size", "tab", "panels", "clicks", "median ms", "p90 ms", "min ms", "max ms", "page ready s"]
-TABS = {"Compare models": "compare-state", "Attention": "panel-state"}  # tab -> the marker it writes per pixel
+HEADER = ["image", "panels", "factors MiB", "moves", "hover p50 ms", "hover p90 ms", "hover max ms",
+          "clicks", "click p50 ms", "click p90 ms"]
+COLD_HEADER = ["run", "server healthy s", "page usable s", "first map s"]
 
 
 def _pixel_text(marker_text: str) -> str:
@@ -20,43 +27,91 @@ def _pixel_text(marker_text: str) -> str:
     return f"at pixel {marker_text[marker_text.index('('):marker_text.index(')') + 1]}"
 
 
-def _click_times(page, tab: str, clicks: int) -> list[float]:
-    element = TABS[tab]
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+def _click_times(page, clicks: int) -> list[float]:
     times = []
     for i in range(clicks):
-        before = marker(page, element)
+        before = marker(page, "compare-state")
         fx, fy = 0.08 + 0.84 * i / max(1, clicks - 1), 0.88 - 0.76 * i / max(1, clicks - 1)  # a diagonal sweep
         t = time.perf_counter()
         click_image(page, fx, fy)
-        now = wait_change(page, element, before)
+        now = wait_change(page, "compare-state", before, timeout=300)
         wait_grid(page, _pixel_text(now))
         times.append(time.perf_counter() - t)
         wait_idle(page)
     return times
 
 
-def run(sizes=(256, 512), clicks: int = 10, tabs=tuple(TABS)) -> list[list]:
+def _hover_times(page, moves: int) -> list[float]:
+    """Pointer moves over the second panel along a loop of distinct pixels, one every 80 ms (a hand moving
+    slowly); the grid records each move's time to paint."""
+    grid = panel_grid(page)
+    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
+    stage = grid.locator(".stage").nth(1)
+    stage.scroll_into_view_if_needed()
+    box = stage.bounding_box()
+    frame.evaluate("window.vizattnTimings.length = 0")
+    for i in range(moves):
+        fx, fy = 0.1 + 0.8 * (i % 20) / 19, 0.15 + 0.7 * (i // 20 % 5) / 4 + 0.02 * (i % 3)
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        time.sleep(0.08)
+    time.sleep(0.2)
+    page.mouse.move(2, 2)  # leave: the pinned query again
+    return frame.evaluate("Array.from(window.vizattnTimings)")
+
+
+def _measure(page, label: str, moves: int, clicks: int) -> list:
+    grid = panel_grid(page)
+    n_panels = grid.locator(".stage").count()
+    mib = grid.locator("body").evaluate("() => (window.vizattnFactorBytes || 0) / 2 ** 20")
+    hover = _hover_times(page, moves) if grid.locator("body").get_attribute("data-live") == "yes" else []
+    ms = [1000 * t for t in _click_times(page, clicks)]
+    hover_cols = ([len(hover), statistics.median(hover), percentile(hover, 90), max(hover)] if hover
+                  else [0, "server path", "", ""])
+    return [label, n_panels, round(mib, 1), *hover_cols, clicks, statistics.median(ms), percentile(ms, 90)]
+
+
+def cold_start(runs: int = 2) -> list[list]:
+    """Seconds from launching the server to: its health check answering, the page usable (the sidebar's
+    model picker shown), the first attention map painted. Each run starts a fresh server process."""
     rows = []
-    with app_server() as url, browser_page() as page:
-        for size in sizes:
-            t0 = time.perf_counter()
-            page.goto(f"{url}")
-            wait_idle(page)
-            open_tab(page, "Compare models")
-            marker(page, "compare-state")
-            if size != 384:
-                # move the select slider with the keyboard: 256 is one step left of 384, 512 one step right
-                slider = page.get_by_role("group", name="Scene size (px)").get_by_role("slider")
-                slider.focus()
-                page.keyboard.press("ArrowLeft" if size < 384 else "ArrowRight")
-                wait_change(page, "compare-state", marker(page, "compare-state"))
-            wait_idle(page)
-            ready = time.perf_counter() - t0
-            for tab in tabs:
-                open_tab(page, tab)
-                wait_grid(page, _pixel_text(marker(page, TABS[tab])))
-                n_panels = panel_grid(page).locator(".stage").count()
-                ms = sorted(1000 * t for t in _click_times(page, tab, clicks))
-                p90 = ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
-                rows.append([f"{size}×{size}", tab, n_panels, clicks, statistics.median(ms), p90, ms[0], ms[-1], ready])
+    with browser_page(1400, 1000) as page:
+        for run in range(1, runs + 1):
+            times: dict = {}
+            with app_server(times=times) as url:
+                healthy = time.perf_counter() - times["launched"]
+                page.goto(url)
+                page.get_by_text("Bundled model").wait_for(timeout=120_000)
+                usable = time.perf_counter() - times["launched"]
+                panel_grid(page).locator("body[data-rendered]").wait_for(state="attached", timeout=120_000)
+                first = time.perf_counter() - times["launched"]
+            rows.append([run, healthy, usable, first])
+    return rows
+
+
+def run(moves: int = 40, clicks: int = 8, upload_side: int = 1024) -> list[list]:
+    from PIL import Image
+
+    from vizattn.export import image_source
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, app_server() as url, browser_page(1400, 1400) as page:
+        upload = Path(tmp) / f"scene_{upload_side}.png"
+        Image.fromarray(image_source("scene:1000000021", upload_side).image).save(upload)
+        page.goto(url)
+        wait_idle(page)
+        open_tab(page, "Compare models")
+        wait_grid(page, _pixel_text(marker(page, "compare-state")), timeout_ms=600_000)
+        rows.append(_measure(page, "384×384 scene", moves, clicks))
+        page.get_by_text("upload", exact=True).click()
+        wait_idle(page)
+        page.locator("[data-testid='stFileUploader'] input[type=file]").last.set_input_files(str(upload))
+        centre = f"at pixel ({upload_side // 2}, {upload_side // 2})"
+        wait_grid(page, centre, timeout_ms=900_000)
+        wait_idle(page, 900_000)
+        rows.append(_measure(page, f"{upload_side}×{upload_side} upload", moves, clicks))
     return rows

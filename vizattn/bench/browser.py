@@ -26,8 +26,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(timeout: float = 60.0):
+def app_server(timeout: float = 60.0, times: dict | None = None):
+    """A Streamlit server of app.py on a free port of 127.0.0.1, yielded once healthy. `times["launched"]`
+    receives the perf_counter time of the launch."""
     port = free_port()
+    if times is not None:
+        times["launched"] = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",

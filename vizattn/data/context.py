@@ -4,7 +4,6 @@ Shows how much of the road/sidewalk and vegetation/terrain decision lies beyond 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
 
 from .scenes import AMBIGUOUS_PAIRS, CLASSES
 
@@ -35,6 +34,8 @@ def cue_distance(labels: np.ndarray) -> np.ndarray:
     A pair with no outside pixel anywhere in the map gets the image diagonal.  The frame border is
     not a cue: distances are measured only to pixels inside the map.
     """
+    from scipy.ndimage import distance_transform_edt  # on first use: the app's first page need not import scipy
+
     labels = np.asarray(labels)
     out = np.zeros(labels.shape, np.float32)
     diagonal = np.float32(np.hypot(*labels.shape))

@@ -13,7 +13,6 @@ would amplify. Above `BUDGET` bytes a grid keeps the server path: each pinned qu
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 #: largest factor blob (bytes) a grid sends for hover-follow; above it, the server draws each clicked query.
 #: 64 MiB holds the 10-model zoo at 1024² (about 40 MiB; criss-cross's loops take most of it).
@@ -30,12 +29,13 @@ class Pack:
         self.size = 0
         self._seen: dict[tuple, int] = {}
 
-    def add(self, t: torch.Tensor, probability: bool = False) -> int:
+    def add(self, t, probability: bool = False) -> int:
+        """The index of tensor `t` in the table (float16 if `probability`), appended if new."""
         dtype = "<f2" if probability else "<f4"
         key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), dtype)
         if key in self._seen:
             return self._seen[key]
-        data = np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy(), dtype).tobytes()
+        data = np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype).tobytes()
         pad = -self.size % 4
         self._parts.append(b"\0" * pad + data)
         self.size += pad

@@ -14,6 +14,7 @@ let figures = [];        // one {root, caption, stage, base, heat, canvas, cell,
 let layoutKey = "";
 let factors = null;      // {key, T}: the decoded tensors of the current (model, image)
 let hovering = null;     // [y, x] under the pointer, or null
+let asked = null;        // the factors key last asked for
 let shown = [];          // what each panel shows now: {map, grid, range}
 const timings = [];      // pointer event → frame with the new panels painted (ms), read by `vizattn bench app`
 window.vizattnTimings = timings;
@@ -24,6 +25,9 @@ function decodeWeights(b64) {
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
   return new Float32Array(bytes.buffer);
 }
+
+// the grid can compute rows: it has specs and the factors they index
+function ready() { return !!(state && state.specs && factors && factors.key === state.factors_key); }
 
 function pct(v, total) { return (100 * v / total) + "%"; }
 
@@ -102,7 +106,7 @@ function drawLive(y, x) {
 
 function move(f, e) {
   const at = locate(f, e);
-  if (state.specs && factors) {
+  if (ready()) {
     if (!hovering || hovering[0] !== at[0] || hovering[1] !== at[1]) {
       hovering = at;
       drawLive(at[0], at[1]);
@@ -131,13 +135,20 @@ function showTip(f, e, at) {
 // the pointer left the panels: back to the pinned query
 function leave() {
   tip.hidden = true;
-  if (hovering && state.specs && factors) { hovering = null; drawLive(state.pixel[0], state.pixel[1]); }
+  if (hovering && ready()) { hovering = null; drawLive(state.pixel[0], state.pixel[1]); }
   hovering = null;
+}
+
+// every value sent says which factors this grid holds, so the page need not send them again with the next render
+function tell(value) {
+  value.have = factors ? factors.key : null;
+  value.t = Date.now();
+  send("streamlit:setComponentValue", { value: value, dataType: "json" });
 }
 
 function pin(y, x, panel) {
   state.pixel = [y, x];
-  send("streamlit:setComponentValue", { value: { y: y, x: x, panel: panel, t: Date.now() }, dataType: "json" });
+  tell({ y: y, x: x, panel: panel });
 }
 
 function click(f, e) {
@@ -155,7 +166,7 @@ document.addEventListener("keydown", e => {
   const x = Math.min(w - 1, Math.max(0, state.pixel[1] + step[1] * Math.round(w / gw)));
   if (y !== state.pixel[0] || x !== state.pixel[1]) {
     pin(y, x, -1);
-    if (state.specs && factors) drawLive(y, x);
+    if (ready()) drawLive(y, x);
   }
 });
 
@@ -169,8 +180,17 @@ function render(args) {
   const key = n + "/" + args.columns;
   if (key !== layoutKey) { build(n, args.columns); layoutKey = key; }
   document.getElementById("title").textContent = args.title || "";
-  const live = !!args.specs;
-  if (live && (!factors || factors.key !== args.factors_key)) factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
+  let live = !!args.specs;
+  if (live && (!factors || factors.key !== args.factors_key)) {
+    if (args.blob) {  // new factors: decode once, and say so (the page then leaves them out of later renders)
+      factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
+      window.vizattnFactorBytes = args.blob.byteLength;
+      tell({});
+    } else {  // the page believes we hold factors we do not (this frame is new): ask for them once
+      if (asked !== args.factors_key) { asked = args.factors_key; tell({ need: args.factors_key }); }
+      return;
+    }
+  }
   const loads = [];
   args.panels.forEach((p, i) => {
     const f = figures[i];
