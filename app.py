@@ -379,7 +379,7 @@ def explore(model_key, model_label, model, src, opts):
              lambda: compare_view(src, (y, x), opts),
              lambda: statistics_view(chosen, src, fw),
              lambda: analysis_view(model, fw, src, (y, x), chosen),
-             lambda: export_view(model_label, fw, src, (y, x)))
+             lambda: export_view(model_label, model, fw, src, (y, x)))
     for tab, view in zip(tabs, views):
         if tab.open:
             with tab:
@@ -428,37 +428,63 @@ def compare_view(src, pixel, opts):
     state_marker("compare-state", f"compare for {pixel} over {len(picked)} models")
 
 
+STATISTICS = (  # key, chart title, axis title
+    ("entropy", "Entropy", "0: all on one cell · 1: uniform"),
+    ("mean_distance_px", "Mean attended distance", "pixels from the query"),
+    ("mass_own_class", "Weight on the query's class", "share of the weight"),
+    ("mass_own_instance", "Weight on the query's object", "share of the weight"),
+)
+
+
 def statistics_view(chosen, src, fw):
+    from vizattn.analysis.stats import chance_statistics, panel_statistics, tidy
+
     if not chosen:
         return
     has_truth = src.labels is not None and fw.classes == list(SCENE_CLASSES)  # scene labels are in our classes
     truth = src.labels if has_truth else fw.prediction
-    from vizattn.analysis.stats import panel_statistics
-
-    rows = [{"panel": p.title, **panel_statistics(p, truth, src.instances if has_truth else None)}
-            for p in chosen if p.distribution]
+    instances = src.instances if has_truth else None
+    shown = [p for p in chosen if p.distribution]
+    several = len({p.module for p in shown}) > 1
+    labels = [p.title if several else p.view for p in shown]
+    stats = [panel_statistics(p, truth, instances) for p in shown]
+    chance = [chance_statistics(p, truth, instances) for p in shown]
     charts = []
-    if rows:
-        st.caption("Per view at the clicked pixel. Mass on own class uses "
-                   + ("ground truth" if has_truth else "the prediction") + ".")
-        charts += [dict(title=metric.replace("_", " "), x=[r["panel"] for r in rows], y=[r[metric] for r in rows])
-                   for metric in ("entropy", "mean_distance_px", "mass_own_class")]
+    if shown:
+        st.caption(f"Per view at the clicked pixel, with what a uniform map would score (grey ticks). Class and object "
+                   f"from {'the ground truth' if has_truth else 'the prediction'}"
+                   + ("" if has_truth else "; objects need the ground truth of a generated scene") + ".")
+        for key, title, axis in STATISTICS:
+            if not all(key in s_ for s_ in stats):
+                continue
+            values = [tidy(s_[key]) for s_ in stats]
+            charts.append(dict(title=title, x=labels, y=values, horizontal=True, xtitle=axis,
+                               text=[f"{v:.3g}" if v else "0" for v in values], chance=[tidy(c[key]) for c in chance]))
+        st.dataframe([{"view": lab, **{title: tidy(s_.get(key)) for key, title, _ in STATISTICS if key in s_},
+                       **{f"{title} (uniform)": tidy(c.get(key)) for key, title, _ in STATISTICS if key in c}}
+                      for lab, s_, c in zip(labels, stats, chance)], hide_index=True)
     for name, rec in fw.records.items():
         if rec.kind == "gc":
-            charts.append(histogram_chart(f"{name}: GC mask weights", rec.data["mask"][0]))
+            charts.append(histogram_chart(f"{name}: GC mask weights", rec.data["mask"][0], "mask weight (sums to 1)"))
         if rec.kind == "lesa":
-            charts.append(dict(title=f"{name}: weight shares", x=["unary 1/(1+w)", "binary w/(1+w)"], y=list(rec.shares())))
+            shares = [tidy(v) for v in rec.shares()]
+            charts.append(dict(title=f"{name}: unary vs binary", x=["unary 1/(1+w)", "binary w/(1+w)"], y=shares,
+                               text=[f"{v:.3f}" for v in shares], ytitle="mean share over positions"))
         if rec.kind == "psa":
             ch = rec.data["channel_weights"][0].flatten().numpy()
-            charts.append(dict(title=f"{name}: channel weights A_ch", x=np.arange(len(ch)), y=ch, hover="channel %{x}: %{y:.4g}"))
-            charts.append(histogram_chart(f"{name}: spatial weights A_sp", rec.data["spatial_weights"][0]))
+            charts.append(dict(title=f"{name}: channel weights A_ch", x=np.arange(len(ch)), y=ch, xtitle="channel",
+                               ytitle="sigmoid gate (0..1)", hover="channel %{x}: %{y:.4g}"))
+            charts.append(histogram_chart(f"{name}: spatial weights A_sp", rec.data["spatial_weights"][0],
+                                          "sigmoid gate (0..1)"))
     if charts:
-        st.plotly_chart(plotly_bar_charts(charts), width="stretch", key="stat_charts", theme=None)
+        st.plotly_chart(plotly_bar_charts(charts, columns=2, row_height=60 + 34 * max(4, len(labels))),
+                        width="stretch", key="stat_charts", theme=None)
 
 
-def histogram_chart(title: str, values) -> dict:
+def histogram_chart(title: str, values, xtitle: str) -> dict:
     centres, counts = histogram_bars(np.asarray(values))
-    return dict(title=title, x=centres, y=counts, hover="weight ≈ %{x:.3g}: %{y} positions")
+    return dict(title=title, x=centres, y=counts, hover="weight ≈ %{x:.3g}: %{y} positions", xtitle=xtitle,
+                ytitle="positions")
 
 
 @st.cache_data(max_entries=32, show_spinner="Analysing this image…")
@@ -510,24 +536,33 @@ def analysis_view(model, fw, src, pixel, chosen):
                "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")
     if numbers.get("psa"):
         st.pyplot(psa_figure(numbers["psa"]))
-    first = chosen[0] if chosen else None
-    if first and st.button("Attribute this pixel (Integrated Gradients, Saliency, LayerGradCam)", key="attribute"):
+    if not chosen:
+        return
+    main = [i for i, p in enumerate(chosen) if p.view == fw.records[p.module].default_view]
+    pick = st.selectbox("Attention map to correlate with", range(len(chosen)), index=main[0] if main else 0,
+                        format_func=lambda i: chosen[i].title + (" (main view)" if i in main else ""), key="attr_view")
+    target = chosen[pick]
+    if st.button("Attribute this pixel (Integrated Gradients, Saliency, LayerGradCam)", key="attribute"):
         with st.spinner("Attributing… (32 integration steps, in chunks of 4)"):
             private = copy.deepcopy(model)  # captum hooks the layer: never on the model other sessions share
-            layer = dict(private.named_modules())[first.module]
-            rep = attribution_report(private, to_tensor(src.image), pixel, first.grid_map, layer)
-        st.pyplot(attribution_figure(src.image, first.grid_map, rep["maps"], pixel, rep["rank_correlation"]))
-        st.caption("ρ: Spearman rank correlation with the attention map on the feature grid.")
+            layer = dict(private.named_modules())[target.module]
+            rep = attribution_report(private, to_tensor(src.image), pixel, target.grid_map, layer)
+        st.pyplot(attribution_figure(src.image, target.grid_map, rep["maps"], pixel, rep["rank_correlation"],
+                                     f"attention: {target.view}"))
+        st.caption(f"ρ: Spearman rank correlation with the attention map ({target.title}) on the feature grid.")
 
 
-def export_view(model_label, fw, src, pixel):
+def export_view(model_label, model, fw, src, pixel):
     if not fw.records:
         return
     from vizattn.export import compare_files, query_files
 
     st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON.")
-    for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None)),
-                        ("Comparison grid", lambda: compare_files(compare_forwards(src, picked_models()), src, pixel, None))):
+    picked = picked_models()
+    hashes = lambda: {n: getattr(bundled_model(n), "sha256", None) for n in picked}  # noqa: E731
+    for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None,
+                                                                getattr(model, "sha256", None))),
+                        ("Comparison grid", lambda: compare_files(compare_forwards(src, picked), src, pixel, None, hashes()))):
         if st.button(f"Prepare exports: {title.lower()}", key=f"prep_{title}"):
             try:
                 st.session_state[f"files_{title}"] = make()

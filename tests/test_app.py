@@ -145,8 +145,15 @@ def test_statistics_tab_draws_the_charts_in_one_figure():
     assert len(charts) == 1
     fig = json.loads(charts[0].proto.spec)
     titles = [a["text"] for a in fig["layout"]["annotations"]]
-    assert titles[:3] == ["entropy", "mean distance px", "mass own class"]
-    assert len(fig["data"]) == len(titles)
+    assert titles[:3] == ["Entropy", "Mean attended distance", "Weight on the query's class"]
+    bars = [d for d in fig["data"] if d["type"] == "bar"]
+    ticks = [d for d in fig["data"] if d["type"] == "scatter"]
+    assert len(bars) == len(titles) and len(ticks) >= 3
+    views = bars[0]["y"]
+    assert views == ["effective", "loop1", "loop2"]  # labelled by view, the main view first
+    assert all(len(b["text"]) == len(views) for b in bars[:3])  # the numbers are on the bars
+    assert ticks[0]["x"] == [1.0] * 3  # a uniform map's entropy, beside each view's
+    assert fig["layout"]["xaxis"]["title"]["text"] == "0: all on one cell · 1: uniform"
 
 
 def test_analysis_tab_attributes_the_clicked_pixel():

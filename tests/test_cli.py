@@ -1,4 +1,6 @@
 """The CLI is thin over the library: query/compare write their files; user errors are one sentence."""
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -26,12 +28,24 @@ def test_query_writes_every_export(checkpoints, tmp_path, capsys):
     assert code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(f"criss_cross_photo_y20x30_loop1.{e}" for e in ("png", "svg", "pdf", "html", "npz", "json"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("criss_cross predicts ") and out[0].endswith("at pixel (20, 30)")
+    meta = json.loads((tmp_path / "criss_cross_photo_y20x30_loop1.json").read_text())
+    weights = (checkpoints / "criss_cross.safetensors").read_bytes()
+    assert meta["model_sha256"] == hashlib.sha256(weights).hexdigest()  # the exact weights the figure came from
+    assert meta["predicted_class"] in out[0]
 
 
-def test_compare_writes_one_grid(checkpoints, tmp_path):
+def test_compare_writes_one_grid_in_the_formats_asked(checkpoints, tmp_path, capsys):
     models = [str(checkpoints / f"{h}.safetensors") for h in ("criss_cross", "gc")]
-    assert main(["compare", "--models", *models, "--image", "scene:4", "--pixel", "100,50", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "compare_scene4_y100x50_main.png").is_file()
+    assert main(["compare", "--models", *models, "--image", "scene:4", "--pixel", "100,50", "--out", str(tmp_path),
+                 "--format", "png", "json"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare_scene4_y100x50_main.json",
+                                                          "compare_scene4_y100x50_main.png"]
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" predicts ")[0] for line in out[:2]] == ["criss_cross", "gc"]
+    meta = json.loads((tmp_path / "compare_scene4_y100x50_main.json").read_text())
+    assert set(meta["model_sha256"]) == {"criss_cross", "gc"} and all(len(h) == 64 for h in meta["model_sha256"].values())
 
 
 @pytest.mark.parametrize("args,message", [

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vizattn import jsonsafe
 from vizattn.errors import VizattnError
+from vizattn.viz.figures import EXPORT_FORMATS
 
 
 def _bench_modules(args) -> None:
@@ -184,15 +185,16 @@ def _pixel(text: str) -> tuple[int, int]:
 def _query(args) -> None:
     from vizattn.export import export_query
 
-    for path in export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out), args.head):
-        print(path)
+    paths, lines = export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out), args.head,
+                                args.format)
+    print("\n".join(lines + [str(p) for p in paths]))
 
 
 def _compare(args) -> None:
     from vizattn.export import export_compare
 
-    for path in export_compare(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out)):
-        print(path)
+    paths, lines = export_compare(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out), args.format)
+    print("\n".join(lines + [str(p) for p in paths]))
 
 
 def bounded(lo: int, hi: int):
@@ -290,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pixel", required=True, help="Y,X in image pixels")
         p.add_argument("--view", help=view_help)
         p.add_argument("--out", default="vizattn-out")
+        p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=list(EXPORT_FORMATS),
+                       help="which files to write (default: all)")
         p.set_defaults(func=func)
 
     rp = sub.add_parser("report", help="rerun the papers' analyses on the bundled models (or yours, on your images): "

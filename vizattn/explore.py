@@ -166,12 +166,15 @@ def unmapped(forward: Forward) -> list[str]:
 
 
 def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None = None) -> list[Panel]:
-    """Every (module, view) heatmap for query pixel (y, x); `views` picks views per module (default: all)."""
+    """Every (module, view) heatmap for query pixel (y, x), each module's main view first; `views` picks views
+    per module (default: all)."""
     y, x = check_pixel(y, x, forward.shape)
     out = []
     for name, rec in forward.records.items():
         gy, gx = cell_of(y, x, forward.shape, rec.grid)
-        for view in (views or {}).get(name) or rec.views():
+        # the main view (effective / all / mean) first, then the steps it is made of
+        ordered = sorted(rec.views(), key=lambda v: v != rec.default_view)
+        for view in (views or {}).get(name) or ordered:
             m = rec.query_map(gy, gx, view)
             outside = rec.outside_share(gy, gx, view)
             note = NOTES.get((rec.kind, view), NOTES.get(rec.kind, "")) or foreign_note(rec)

@@ -11,7 +11,7 @@ from vizattn import jsonsafe
 from vizattn.errors import VizattnError
 from vizattn.explore import Forward, Panel, panels, run_model
 from vizattn.sources import DEFAULT_SCENE_SIZE, ImageSource, digest, image_source, safe_name  # noqa: F401 (re-exported)
-from vizattn.viz.figures import FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
+from vizattn.viz.figures import EXPORT_FORMATS, FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
 
 
 def main_view(forward: Forward, module: str, wanted: str | None) -> str:
@@ -23,17 +23,26 @@ def base_name(model: str, image: str, pixel: tuple[int, int], view: str) -> str:
     return f"{safe_name(model)}_{image}_y{pixel[0]}x{pixel[1]}_{safe_name(view)}"
 
 
-def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict, stem: str) -> dict[str, bytes]:
-    """file name -> bytes for every export format of one set of panels."""
+def bundle(image: np.ndarray, chosen: list[Panel], titles: list[str], meta: dict, stem: str,
+           formats=EXPORT_FORMATS) -> dict[str, bytes]:
+    """file name -> bytes for each of `formats` (EXPORT_FORMATS) of one set of panels; only what is asked is drawn."""
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise VizattnError(f"Unknown export format {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
     files = {}
-    fig = matplotlib_grid(image, chosen, titles)
-    for fmt in FORMATS:
-        files[f"{stem}.{fmt}"] = figure_bytes(fig, fmt)
-    title = f"{meta['image']} · pixel {tuple(chosen[0].pixel)}"
-    files[f"{stem}.html"] = plotly_grid(image, chosen, titles, title=title).to_html(include_plotlyjs=True,
-                                                                                  full_html=True).encode()
-    files[f"{stem}.npz"] = maps_npz(chosen, meta)
-    files[f"{stem}.json"] = jsonsafe.dumps(meta, indent=2).encode()
+    figures = [f for f in FORMATS if f in formats]
+    if figures:
+        fig = matplotlib_grid(image, chosen, titles)
+        for fmt in figures:
+            files[f"{stem}.{fmt}"] = figure_bytes(fig, fmt)
+    if "html" in formats:
+        title = f"{meta['image']} · pixel {tuple(chosen[0].pixel)}"
+        files[f"{stem}.html"] = plotly_grid(image, chosen, titles, title=title).to_html(include_plotlyjs=True,
+                                                                                      full_html=True).encode()
+    if "npz" in formats:
+        files[f"{stem}.npz"] = maps_npz(chosen, meta)
+    if "json" in formats:
+        files[f"{stem}.json"] = jsonsafe.dumps(meta, indent=2).encode()
     return files
 
 
@@ -53,7 +62,9 @@ def panel_meta(p: Panel, model: str) -> dict:
             "sums_to_one": p.distribution, "padding_share": p.outside_share, "note": p.note, "max_weight": float(p.grid_map.max())}
 
 
-def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
+def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
+                sha256: str | None = None, formats=EXPORT_FORMATS) -> dict[str, bytes]:
+    """One model's panels at `pixel` as files; `sha256`: the model's weights, named in the metadata."""
     chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
     if not forward.records:
         raise VizattnError(f"'{model_name}' has no attention module to show (fcn is the baseline without one); "
@@ -64,8 +75,10 @@ def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view
             "panels": [panel_meta(p, model_name) for p in chosen], "classes": list(forward.classes),
             "prediction_at_pixel": int(forward.prediction[pixel]),
             "predicted_class": forward.classes[int(forward.prediction[pixel])],
-            "confidence_at_pixel": float(forward.confidence[pixel]) if forward.confidence is not None else None}
-    return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"))
+            "confidence_at_pixel": float(forward.confidence[pixel]) if forward.confidence is not None else None,
+            "model_sha256": sha256}
+    return bundle(forward.image, chosen, [p.title for p in chosen], meta, base_name(model_name, src.name, pixel, view or "all"),
+                  formats)
 
 
 def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str], list[str]]:
@@ -82,15 +95,19 @@ def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tup
     return chosen, titles, predictions
 
 
-def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: str | None) -> dict[str, bytes]:
+def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: str | None,
+                  sha256: dict[str, str | None] | None = None, formats=EXPORT_FORMATS) -> dict[str, bytes]:
+    """Several models' main views at `pixel` as one set of files; `sha256`: model name -> its weights' hash."""
     chosen, titles, predictions = compare_panels(forwards, pixel, view)
     if not chosen:
         raise VizattnError("None of these models has an attention module; add one that does (fcn has none).")
     meta = {**_figure_meta(), "image": src.name, "image_shape": list(src.image.shape[:2]), "pixel_yx": list(pixel),
             "titles": titles, "panels": [panel_meta(p, t.split(" · ")[0]) for p, t in zip(chosen, titles)],
-            "predicted_class": {m: fw.classes[int(fw.prediction[pixel])] for m, fw in forwards.items()}}
+            "predicted_class": {m: fw.classes[int(fw.prediction[pixel])] for m, fw in forwards.items()},
+            "model_sha256": {m: (sha256 or {}).get(m) for m in forwards}}
     meta["figure_titles"] = [f"{t} · {pr}" for t, pr in zip(titles, predictions)]
-    return bundle(src.image, chosen, meta["figure_titles"], meta, base_name("compare", src.name, pixel, view or "main"))
+    return bundle(src.image, chosen, meta["figure_titles"], meta, base_name("compare", src.name, pixel, view or "main"),
+                  formats)
 
 
 def output_dir(out: str | Path) -> Path:
@@ -155,17 +172,33 @@ def forward_with_bar(model, image: np.ndarray, label: str) -> Forward:
             bar.close()
 
 
-def export_query(model: str, image: str, pixel, view: str | None, out: Path, head: str | None = None) -> list[Path]:
+def prediction_line(name: str, forward: Forward, pixel) -> str:
+    """'criss_cross predicts terrain (55%) at pixel (120, 64)': what the CLI prints beside the files."""
+    cls = forward.classes[int(forward.prediction[pixel])]
+    conf = f" ({forward.confidence[pixel]:.0%})" if forward.confidence is not None else ""
+    return f"{name} predicts {cls}{conf} at pixel {tuple(int(v) for v in pixel)}"
+
+
+def export_query(model: str, image: str, pixel, view: str | None, out: Path, head: str | None = None,
+                 formats=EXPORT_FORMATS) -> tuple[list[Path], list[str]]:
+    """(files written, the prediction line)."""
     from vizattn.zoo import load
 
     src = image_source(image)
-    fw = forward_with_bar(load(model, head=head), src.image, Path(model).stem)
-    return _write(query_files(Path(model).stem, fw, src, pixel, view), out)
+    net = load(model, head=head)
+    fw = forward_with_bar(net, src.image, Path(model).stem)
+    files = query_files(Path(model).stem, fw, src, pixel, view, getattr(net, "sha256", None), formats)
+    return _write(files, out), [prediction_line(Path(model).stem, fw, pixel)]
 
 
-def export_compare(models: list[str], image: str, pixel, view: str | None, out: Path) -> list[Path]:
+def export_compare(models: list[str], image: str, pixel, view: str | None, out: Path,
+                   formats=EXPORT_FORMATS) -> tuple[list[Path], list[str]]:
+    """(files written, one prediction line per model)."""
     from vizattn.zoo import load
 
     src = image_source(image)
-    forwards = {Path(m).stem: forward_with_bar(load(m), src.image, Path(m).stem) for m in models}
-    return _write(compare_files(forwards, src, pixel, view), out)
+    nets = {Path(m).stem: load(m) for m in models}
+    forwards = {n: forward_with_bar(net, src.image, n) for n, net in nets.items()}
+    files = compare_files(forwards, src, pixel, view, {n: getattr(net, "sha256", None) for n, net in nets.items()},
+                          formats)
+    return _write(files, out), [prediction_line(n, fw, pixel) for n, fw in forwards.items()]

@@ -51,5 +51,16 @@ def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
     return ImageSource(read_image(spec), safe_name(Path(spec).stem))
 
 
+def file_sha256(source: str | Path | bytes) -> str:
+    """The full sha256 of a file's bytes (read in 1 MiB blocks) or of bytes: what an export names a model by."""
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
+    h = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "image"

@@ -13,6 +13,7 @@ from vizattn.io import check_fits, read_checkpoint
 from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
 from vizattn.bundled import PRETRAINED, available, model_card  # noqa: F401 (the zoo's listing)
 from vizattn.schema import check_cost
+from vizattn.sources import file_sha256
 
 
 def save(model: Segmenter, path: Path, card: dict | None = None) -> None:
@@ -37,7 +38,9 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
         from vizattn.foreign.hf_transformers import is_hf_directory, load_directory
 
         if is_hf_directory(name_or_path):
-            return load_directory(name_or_path)
+            model = load_directory(name_or_path)
+            model.sha256 = file_sha256(Path(name_or_path) / "model.safetensors")
+            return model
         if Path(name_or_path).is_dir():
             raise VizattnError(f"'{name_or_path}' is a folder but not a transformers model folder (config.json and "
                                "model.safetensors); give a checkpoint file or such a folder.")
@@ -59,7 +62,9 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
 
     if is_mmseg_state(state) or (state and all(k.startswith("module.") for k in state)
                                  and is_mmseg_state({k[7:]: v for k, v in state.items()})):
-        return from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
+        model = from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
+        model.sha256 = file_sha256(source)
+        return model
     config = _config(meta, card, head, name, state)
     with torch.device("meta"):  # shapes only: a hostile config allocates nothing before it is checked
         shell = build_model(config)
@@ -69,6 +74,7 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     model = build_model(config)
     model.load_state_dict(state, strict=True)
     model.card = card
+    model.sha256 = file_sha256(source)  # exports name the exact weights they were drawn from
     return model.eval()
 
 

@@ -36,3 +36,20 @@ def test_panel_statistics_count_each_cell_once_whatever_its_size():
     assert stats["mass_own_class"] == pytest.approx(0.25)
     assert stats["mass_own_instance"] == pytest.approx(0.25)
     assert stats["entropy"] == pytest.approx(1.0)
+
+
+def test_chance_baseline_is_what_a_uniform_map_scores_and_noise_prints_as_zero():
+    from vizattn.analysis.stats import chance_statistics, tidy
+    from vizattn.explore import Panel, to_image
+
+    labels = np.zeros((8, 8), np.uint8)
+    labels[:, 6:] = 1  # a quarter of the image (and of the 4×4 grid's cells) is class 1
+    grid = np.zeros((4, 4))
+    grid[0, 3] = 1.0
+    p = Panel("m", "nonlocal", "attention", grid, to_image(grid, (8, 8)), (0, 3), (0, 2, 6, 8), (0, 7), False, True)
+    c = chance_statistics(p, labels)
+    assert c["entropy"] == pytest.approx(1.0)
+    assert c["mass_own_class"] == pytest.approx(0.25)
+    d = np.hypot(*(np.mgrid[:4, :4] - np.array([0, 3])[:, None, None]) * 2).mean()  # 2 px per cell
+    assert c["mean_distance_px"] == pytest.approx(d)
+    assert tidy(-4e-16) == 0.0 and tidy(0.123456) == 0.123 and tidy(1234.5) == 1230.0

@@ -59,7 +59,7 @@ def forwards():
 def test_panels_follow_the_records(forwards):
     src, fws = forwards
     ps = panels(fws["isa"], 40, 10)
-    assert [p.view for p in ps] == ["long", "short", "effective"]
+    assert [p.view for p in ps] == ["effective", "long", "short"]  # the main view first
     assert all(p.cell == (5, 1) and p.image_map.shape == (64, 64) for p in ps)
     assert panels(fws["fcn"], 1, 1) == []
     gc = panels(fws["gc"], 0, 0)[0]

@@ -54,6 +54,24 @@ def panel_statistics(panel, labels: np.ndarray, instances: np.ndarray | None = N
     return out
 
 
+def chance_statistics(panel, labels: np.ndarray, instances: np.ndarray | None = None) -> dict:
+    """The same statistics for a uniform map over the panel's grid: what a module that attends nowhere in
+    particular would score (entropy 1, the mean distance to every cell, each region's share of the cells)."""
+    from dataclasses import replace
+
+    from vizattn.explore import to_image
+
+    uniform = np.full(panel.grid_map.shape, 1.0 / panel.grid_map.size)
+    return panel_statistics(replace(panel, grid_map=uniform, image_map=to_image(uniform, labels.shape)), labels, instances)
+
+
+def tidy(v: float, digits: int = 3) -> float:
+    """A statistic as a reader should see it: `digits` significant digits, and float noise such as -4e-16 as 0."""
+    if v is None or not np.isfinite(v):
+        return v
+    return 0.0 if abs(v) < 1e-9 else float(f"{v:.{digits}g}")
+
+
 def _cell_sizes(h: int, w: int, gh: int, gw: int) -> np.ndarray:
     rows, cols = cell_indices((h, w), (gh, gw))
     rc, cc = np.bincount(rows, minlength=gh), np.bincount(cols, minlength=gw)

@@ -146,15 +146,16 @@ def where_figure(table: dict[str, dict[str, dict[str, float]]], classes: list[st
     return fig
 
 
-def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str, np.ndarray], pixel, rho: dict) -> Figure:
+def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str, np.ndarray], pixel, rho: dict,
+                       attention_title: str = "attention") -> Figure:
     from vizattn.explore import to_image
 
-    panels = {"attention": attention, **maps}
+    panels = {attention_title: attention, **maps}
     fig = Figure(figsize=(2.4 * len(panels), 2.9), dpi=110)
     for i, (name, m) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.imshow(heat_overlay(image, to_image(m, image.shape[:2]), 0.65, pixel=pixel))
-        ax.set_title(name if name == "attention" else f"{name}\nρ={rho.get(name, float('nan')):.2f}", fontsize=8)
+        ax.set_title(name if name == attention_title else f"{name}\nρ={rho.get(name, float('nan')):.2f}", fontsize=8)
         ax.set_axis_off()
     fig.tight_layout()
     return fig

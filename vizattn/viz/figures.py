@@ -10,6 +10,8 @@ from vizattn import jsonsafe
 from vizattn.viz.overlay import colormap, heat_overlay, is_log, is_shared, scale
 
 FORMATS = ("png", "svg", "pdf")
+#: every file an export can write: the figures (matplotlib), the interactive figure, the raw maps, the metadata
+EXPORT_FORMATS = (*FORMATS, "html", "npz", "json")
 
 
 def shared_tops(panels, clip: float = 100.0) -> list[float]:
@@ -129,22 +131,43 @@ def histogram_bars(values: np.ndarray, bins: int = 50) -> tuple[np.ndarray, np.n
 def plotly_bar_charts(charts: list[dict], columns: int = 3, row_height: int = 260):
     """Several small bar charts as one plotly figure: one browser render per click instead of one per chart.
 
-    Each chart is a dict with "title", "x", "y" and optionally "hover" (a hover template for its bars)."""
+    Each chart is a dict with "title", "x", "y" and optionally "hover" (a hover template for its bars),
+    "xtitle"/"ytitle" (axis titles), "text" (the numbers printed on the bars), "chance" (a grey tick per bar:
+    what a uniform map scores) and "horizontal" (bars along x, their labels down the y axis)."""
     import plotly.graph_objects as go
 
     n = len(charts)
     rows, _ = _grid_shape(n, columns)
     data, layout, notes = [], {}, []
+    chance_shown = False
     for i, chart in enumerate(charts):
         ax, xaxis, yaxis, (x0, x1, y1) = _cell_axes(i, n, columns)
-        layout[f"xaxis{ax}"] = {**xaxis, "automargin": True, "tickfont": dict(size=9)}
-        layout[f"yaxis{ax}"] = {**yaxis, "tickfont": dict(size=9)}
-        x = [str(v) for v in chart["x"]] if isinstance(chart["x"][0], str) else np.asarray(chart["x"]).tolist()
-        data.append(dict(type="bar", x=x, y=np.asarray(chart["y"]).tolist(), xaxis=f"x{ax}", yaxis=f"y{ax}",
-                         name=chart["title"], showlegend=False,
-                         hovertemplate=chart.get("hover", "%{x}: %{y:.4g}") + "<extra></extra>"))
+        flip = chart.get("horizontal", False)
+        layout[f"xaxis{ax}"] = {**xaxis, "automargin": True, "tickfont": dict(size=9),
+                                "title": dict(text=chart.get("xtitle", ""), font=dict(size=10))}
+        layout[f"yaxis{ax}"] = {**yaxis, "automargin": True, "tickfont": dict(size=9),
+                                "title": dict(text=chart.get("ytitle", ""), font=dict(size=10)),
+                                **({"autorange": "reversed"} if flip else {})}
+        labels = [str(v) for v in chart["x"]] if isinstance(chart["x"][0], str) else np.asarray(chart["x"]).tolist()
+        values = np.asarray(chart["y"], np.float64).tolist()
+        bar = dict(type="bar", xaxis=f"x{ax}", yaxis=f"y{ax}", name=chart["title"], showlegend=False,
+                   hovertemplate=chart.get("hover", "%{y}: %{x:.4g}" if flip else "%{x}: %{y:.4g}") + "<extra></extra>",
+                   **({"x": values, "y": labels, "orientation": "h"} if flip else {"x": labels, "y": values}))
+        if chart.get("text") is not None:
+            bar.update(text=list(chart["text"]), textposition="auto", textfont=dict(size=10))
+        data.append(bar)
+        if chart.get("chance") is not None:
+            ticks = np.asarray(chart["chance"], np.float64).tolist()
+            data.append(dict(type="scatter", mode="markers", xaxis=f"x{ax}", yaxis=f"y{ax}",
+                             name="uniform map (chance)", showlegend=not chance_shown, legendgroup="chance",
+                             marker=dict(symbol="line-ns-open" if flip else "line-ew-open", size=18, color="#555",
+                                         line=dict(width=2)),
+                             hovertemplate="a uniform map: %{" + ("x" if flip else "y") + ":.3g}<extra></extra>",
+                             **({"x": ticks, "y": labels} if flip else {"x": labels, "y": ticks})))
+            chance_shown = True
         notes.append(_cell_title(chart["title"], x0, x1, y1))
-    layout.update(annotations=notes, height=row_height * rows + 60, margin=dict(l=5, r=5, t=30, b=5), bargap=0.05)
+    layout.update(annotations=notes, height=row_height * rows + 60, margin=dict(l=5, r=5, t=30, b=5), bargap=0.15,
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, font=dict(size=10)))
     return go.Figure(data=data, layout=layout)
 
 
