@@ -365,11 +365,12 @@ def explore(model_key, model_label, model, src, opts):
         if src.labels is not None and fw.classes == list(SCENE_CLASSES):  # generated scenes carry our classes
             truth_col.caption("Ground truth")
             truth_col.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
-        conf_col.caption("Confidence (dark 0 … bright 1)")
+        conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
         conf_col.image(confidence_image(fw.confidence), width="stretch")
         present = np.unique(fw.prediction) if len(fw.classes) > 12 else range(len(fw.classes))
         st.markdown(" ".join(
-            f"<span style='background:rgb{tuple(int(v) for v in fw.palette[i])};padding:0 6px;border-radius:3px'>&nbsp;</span> {fw.classes[i]}"
+            f"<span style='white-space:nowrap'><span style='background:rgb{tuple(int(v) for v in fw.palette[i])};"
+            f"padding:0 6px;border-radius:3px'>&nbsp;</span> {fw.classes[i]}</span>"
             for i in present), unsafe_allow_html=True)
         if len(fw.classes) > 12:
             st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")

@@ -279,3 +279,34 @@ def test_the_panels_follow_the_pointer_and_paint_what_python_computes(tmp_path):
         page.screenshot(path=str(tmp_path / "hover.png"), full_page=True)
         page.mouse.move(5, 5)  # leaving the panels shows the pinned query again
         grid.locator("body[data-showing='192,192']").wait_for(state="attached", timeout=10_000)
+
+
+def test_the_panel_grid_height_follows_its_content(tmp_path):
+    """ANN's ten panels, then GC's one: the grid's frame shrinks to what it shows (it used to keep its tallest
+    height), panels keep one size, and titles say module · view once."""
+    with app_server() as url, browser_page(1400, 1400) as page:
+        page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        wait_idle(page)
+        frame = page.locator("iframe[title*='vizattn_panel_grid']").first
+
+        def fits():
+            content = panel_grid(page).locator("#root").evaluate("r => r.getBoundingClientRect().height")
+            return frame.bounding_box()["height"], content
+
+        def pick(name):
+            page.locator("[data-testid='stSelectbox']").filter(has_text="Bundled model").locator("input").click()
+            page.get_by_role("option", name=name, exact=True).click()
+            wait_grid(page, f"{name} at pixel (192, 192)")
+            wait_idle(page)
+            page.wait_for_timeout(300)  # the frame's new height arrives with the next message from the grid
+
+        pick("ann")
+        tall, content = fits()
+        assert abs(tall - content) <= 12
+        pick("gc")
+        short, content = fits()
+        assert short < tall / 2 and abs(short - content) <= 12
+        names = panel_grid(page).locator("figcaption .name").all_inner_texts()
+        assert names == ["head.context · mask"]
+        page.screenshot(path=str(tmp_path / "gc.png"), full_page=True)

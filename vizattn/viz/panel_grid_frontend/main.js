@@ -40,7 +40,7 @@ function weight(v) {
 function build(n, columns) {
   const grid = document.getElementById("grid");
   grid.innerHTML = "";
-  grid.style.gridTemplateColumns = `repeat(${Math.min(columns, Math.max(1, n))}, minmax(0, 1fr))`;
+  grid.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;  // one panel size, however many panels
   figures = [];
   for (let i = 0; i < n; i++) {
     const fig = document.createElement("figure");
