@@ -16,6 +16,13 @@ if not Path(CHROMIUM).exists() and not IN_CI:  # in CI a missing browser must fa
 pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
 
 
+def shot_path(tmp_path, name: str) -> str:
+    """Where a screenshot goes: the folder VIZATTN_SHOTS names (to look at them), else the test's tmp dir."""
+    folder = Path(os.environ.get("VIZATTN_SHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / name)
+
+
 def click_and_follow(page, fx: float, fy: float, shape: tuple[int, int]) -> tuple[int, int]:
     """Click the image at fractions (fx, fy); the query lands there and the panels redraw for it."""
     before = marker(page)
@@ -107,7 +114,7 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
         assert any(c in page.inner_text("body") for c in CITYSCAPES)  # the legend names the checkpoint's classes
         grid = panel_grid(page)
         assert grid.locator(".stage").count() == 3  # loop 1, loop 2, effective
-        page.screenshot(path=str(tmp_path / "mmseg.png"), full_page=True)
+        page.screenshot(path=shot_path(tmp_path, "mmseg.png"), full_page=True)
         shot = os.environ.get("VIZATTN_MMSEG_SCREENSHOT")
         if shot:
             page.screenshot(path=shot, full_page=True)
@@ -232,7 +239,7 @@ def test_the_clickable_image_fits_its_column_and_its_far_corner_is_clickable(wid
         shown = img.bounding_box()  # in the page's coordinates
         assert col["x"] - 1 <= box["x"] and box["x"] + box["width"] <= col["x"] + col["width"] + 1
         assert shown["x"] + shown["width"] <= min(width, col["x"] + col["width"]) + 1  # nothing cut off
-        page.screenshot(path=str(tmp_path / f"fit_{width}.png"))
+        page.screenshot(path=shot_path(tmp_path, f"fit_{width}.png"), full_page=True)
         y, x = click_and_follow(page, 0.99, 0.99, (384, 384))  # the far corner lands on the far pixel
         assert y >= 378 and x >= 378
 
@@ -276,7 +283,7 @@ def test_the_panels_follow_the_pointer_and_paint_what_python_computes(tmp_path):
                 solid = want[..., 3] > 128
                 diff = np.abs(got[solid][:, :3] - want[solid][:, :3])
                 assert diff.max() <= 8
-        page.screenshot(path=str(tmp_path / "hover.png"), full_page=True)
+        page.screenshot(path=shot_path(tmp_path, "hover.png"), full_page=True)
         page.mouse.move(5, 5)  # leaving the panels shows the pinned query again
         grid.locator("body[data-showing='192,192']").wait_for(state="attached", timeout=10_000)
 
@@ -309,4 +316,4 @@ def test_the_panel_grid_height_follows_its_content(tmp_path):
         assert short < tall / 2 and abs(short - content) <= 12
         names = panel_grid(page).locator("figcaption .name").all_inner_texts()
         assert names == ["head.context · mask"]
-        page.screenshot(path=str(tmp_path / "gc.png"), full_page=True)
+        page.screenshot(path=shot_path(tmp_path, "gc.png"), full_page=True)
