@@ -111,7 +111,7 @@ function move(f, e) {
       hovering = at;
       drawLive(at[0], at[1]);
       const t0 = e.timeStamp;  // after the next frame is painted: the time a person waits
-      requestAnimationFrame(() => setTimeout(() => timings.push(performance.now() - t0), 0));
+      requestAnimationFrame(() => setTimeout(() => { timings.push(performance.now() - t0); if (timings.length > 10000) timings.shift(); }, 0));
     }
   }
   showTip(f, e, at);
@@ -180,7 +180,7 @@ function render(args) {
   const key = n + "/" + args.columns;
   if (key !== layoutKey) { build(n, args.columns); layoutKey = key; }
   document.getElementById("title").textContent = args.title || "";
-  let live = !!args.specs;
+  const live = !!args.specs;
   if (live && (!factors || factors.key !== args.factors_key)) {
     if (args.blob) {  // new factors: decode once, and say so (the page then leaves them out of later renders)
       factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
