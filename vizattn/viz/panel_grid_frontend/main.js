@@ -102,6 +102,10 @@ function drawLive(y, x) {
     label(f, m.range);
   });
   document.body.dataset.showing = `${y},${x}`;
+  // the title says which query the panels show: the pinned one, or the one under the pointer
+  const pinned = state.pixel[0] === y && state.pixel[1] === x;
+  document.getElementById("title").textContent = (state.title || "") +
+    (pinned ? "" : ` · showing (${y}, ${x}) under the pointer; click to pin it`);
 }
 
 function move(f, e) {
