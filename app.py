@@ -237,7 +237,8 @@ def display_options():
                                help="below 100, the strongest weights saturate so the rest of the map shows "
                                     "(as CCNet's authors clipped their figures); colorbars give the weights"),
         norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
-                              help="per-map: each panel to its own max; shared: one scale across panels; log: decades"),
+                              help="per-map: each panel to its own top; shared: one scale across panels of one kind (distributions "
+                                   "apart from gates); log, log shared: the same in decades"),
     )
 
 
@@ -338,7 +339,7 @@ def explore(model_key, model_label, model, src, opts):
     for reason in unmapped(fw):
         st.caption(reason)
     chosen = panels(fw, y, x) if fw.records else []
-    first = chosen[0] if chosen else None
+    main = chosen[0] if chosen else None  # the first module's main view: panels() puts main views first
     ours = hasattr(getattr(model, "config", None), "head") and fw.classes == list(SCENE_CLASSES)
     if ours and src.labels is None:  # a photograph through a model that has only seen generated scenes
         st.warning("This model was trained only on vizattn's generated street scenes (9 classes) and has never seen "
@@ -348,7 +349,6 @@ def explore(model_key, model_label, model, src, opts):
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Click a pixel")
-        main = next((p for p in chosen if p.view == fw.records[p.module].default_view), first)  # the main view
         shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
                               pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"])
                  if main else label_overlay(src.image, fw.prediction, fw.palette))
@@ -539,7 +539,7 @@ def analysis_view(model, fw, src, pixel, chosen):
         st.pyplot(psa_figure(numbers["psa"]))
     if not chosen:
         return
-    main = [i for i, p in enumerate(chosen) if p.view == fw.records[p.module].default_view]
+    main = [i for i, p in enumerate(chosen) if p.main]
     pick = st.selectbox("Attention map to correlate with", range(len(chosen)), index=main[0] if main else 0,
                         format_func=lambda i: chosen[i].title + (" (main view)" if i in main else ""), key="attr_view")
     target = chosen[pick]

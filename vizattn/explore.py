@@ -62,6 +62,11 @@ class Panel:
     record: AttentionRecord | None = field(default=None, repr=False, compare=False)  # for the browser's rows
 
     @property
+    def main(self) -> bool:
+        """Whether this is its module's main view (effective / all / mean: what every view list starts with)."""
+        return self.record is not None and self.view == self.record.default_view
+
+    @property
     def title(self) -> str:
         return f"{self.module} · {self.view}"
 

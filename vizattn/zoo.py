@@ -58,12 +58,13 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
         )
     state, meta = read_checkpoint(source, file_name)
     name = file_name or (Path(source).name if not isinstance(source, bytes) else "uploaded checkpoint")
+    sha256 = file_sha256(source)  # exports name the exact weights they were drawn from
     from vizattn.foreign.mmseg import from_checkpoint, is_mmseg_state
 
     if is_mmseg_state(state) or (state and all(k.startswith("module.") for k in state)
                                  and is_mmseg_state({k[7:]: v for k, v in state.items()})):
         model = from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
-        model.sha256 = file_sha256(source)
+        model.sha256 = sha256
         return model
     config = _config(meta, card, head, name, state)
     with torch.device("meta"):  # shapes only: a hostile config allocates nothing before it is checked
@@ -74,7 +75,7 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     model = build_model(config)
     model.load_state_dict(state, strict=True)
     model.card = card
-    model.sha256 = file_sha256(source)  # exports name the exact weights they were drawn from
+    model.sha256 = sha256
     return model.eval()
 
 

@@ -38,6 +38,16 @@ def anchor_projection(h: int, w: int, sizes=PYRAMID, device=None, dtype=torch.fl
     return torch.stack(rows)
 
 
+def level_range(sizes, level: int) -> tuple[int, int]:
+    """Where pyramid level `level`'s s×s anchors lie among all the anchors (levels in `sizes` order)."""
+    start = 0
+    for s in sizes:
+        if s == level:
+            return start, start + s * s
+        start += s * s
+    raise ValueError(f"no pyramid level {level} in {tuple(sizes)}")
+
+
 @dataclass
 class AnchorRecord(AttentionRecord):
     """Data: q (B×N×d), anchor keys (B×S×d), values on the key grid (B×C×H×W), context (B×C×H×W)."""
@@ -71,12 +81,9 @@ class AnchorRecord(AttentionRecord):
         kh, kw = self.config["key_grid"]
         row = self._row(y, x, batch)
         if view != "all":  # keep one level's anchors only
-            s_view, start = int(view[5:]), 0
+            start, end = level_range(self.config["sizes"], int(view[5:]))
             keep = torch.zeros_like(row)
-            for s in self.config["sizes"]:
-                if s == s_view:
-                    keep[start : start + s * s] = 1
-                start += s * s
+            keep[start:end] = 1
             row = row * keep
         proj = anchor_projection(kh, kw, self.config["sizes"], row.device, row.dtype)
         return (row @ proj).view(kh, kw)

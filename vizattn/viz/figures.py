@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from vizattn import jsonsafe
-from vizattn.viz.overlay import colormap, heat_overlay, is_log, is_shared, scale
+from vizattn.viz.overlay import colormap, heat_overlay, is_log, is_shared, map_top, scale
 
 FORMATS = ("png", "svg", "pdf")
 #: every file an export can write: the figures (matplotlib), the interactive figure, the raw maps, the metadata
@@ -18,10 +18,9 @@ def shared_tops(panels, clip: float = 100.0) -> list[float]:
     """Each panel's top under shared normalisation: the largest maximum (or clip-percentile) among the panels of
     its kind. Distributions (softmax rows, summing to 1) and gates (sigmoids, each in 0..1) are scaled apart: a
     gate near 1 would otherwise leave every distribution black."""
-    top = lambda p: float(np.percentile(p.grid_map, clip)) if clip < 100 else float(p.grid_map.max())  # noqa: E731
     by_kind: dict[bool, float] = {}
     for p in panels:
-        by_kind[p.distribution] = max(by_kind.get(p.distribution, -np.inf), top(p))
+        by_kind[p.distribution] = max(by_kind.get(p.distribution, -np.inf), map_top(p.grid_map, clip))
     return [by_kind[p.distribution] for p in panels]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 #: largest factor blob (bytes) a grid sends for hover-follow; above it, the server draws each clicked query.
-#: 64 MiB holds the 10-model zoo at 1024² (about 40 MiB; criss-cross's loops take most of it).
+#: 64 MiB holds the comparison grid of the 11-model zoo at 1024² (37.2 MiB; criss-cross's loops take 16 MiB).
 BUDGET = 64 * 2**20
 
 
@@ -65,14 +65,10 @@ def _pairwise(rec, view, pk):
 
 
 def _anchor(rec, view, pk):
+    from vizattn.modules.ann import level_range
+
     sizes, key_grid = list(rec.config["sizes"]), rec.config["key_grid"]
-    keep = None
-    if view != "all":
-        level, start = int(view[5:]), 0
-        for s in sizes:
-            if s == level:
-                keep = [start, start + s * s]
-            start += s * s
+    keep = None if view == "all" else list(level_range(sizes, int(view[5:])))
     src = dict(q=pk.add(rec.data["q"][:1]), k=pk.add(rec.data["k"][:1]), scale=float(rec.config["scale"]))
     return _rows(rec.grid, key_grid, src, keep=keep, boxes=sizes)
 

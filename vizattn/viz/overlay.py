@@ -16,13 +16,18 @@ def is_log(norm: str) -> bool:
     return norm in ("log", "log shared")
 
 
+def map_top(m: np.ndarray, clip: float = 100.0) -> float:
+    """The weight a map's colour saturates at: its maximum, or its `clip` percentile below 100."""
+    return float(np.percentile(m, clip)) if clip < 100 else float(np.max(m))
+
+
 def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
                 clip: float = 100.0) -> tuple[float, float]:
     """The weights that map to 0 and to 1 (what a colorbar is labelled with). `clip` < 100 saturates the top at
     that percentile of the map's weights (as CCNet's authors clipped their figures), so a few peaks do not
     leave everything else black; with "shared" the caller's vmax is already the clipped one."""
     m = np.asarray(m, np.float64)
-    top = vmax if is_shared(norm) and vmax else (float(np.percentile(m, clip)) if clip < 100 else float(m.max()))
+    top = vmax if is_shared(norm) and vmax else map_top(m, clip)
     if is_log(norm):
         hi = max(top, 1e-12)
         lo = vmin if vmin else max(float(m[m > 0].min()) if (m > 0).any() else 1e-12, hi * 1e-6)

@@ -13,7 +13,9 @@ for hover, and the query cell; the photo underneath is sent once per image and r
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,13 +91,10 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
 def live_factors(panels, budget: int = BUDGET):
     """(key, specs, table, blob) for hover-follow over these panels' records and views, or None (a kind with no
     browser formula, or more than `budget` bytes). The key names the factors: the browser decodes a blob once."""
-    import hashlib
-
     made = factors([(p.record, p.view) for p in panels], budget) if all(p.record is not None for p in panels) else None
     if made is None:
         return None
     specs, table, blob = made
-    import json
-
-    key = hashlib.sha256(blob + json.dumps(specs, sort_keys=True).encode()).hexdigest()[:20]
-    return key, specs, table, blob
+    key = hashlib.sha256(blob)  # the blob as it is, not copied to append the specs
+    key.update(json.dumps(specs, sort_keys=True).encode())
+    return key.hexdigest()[:20], specs, table, blob

@@ -185,9 +185,10 @@ const VizattnHover = (() => {
   const isLog = norm => norm === "log" || norm === "log shared";
   const isShared = norm => norm === "shared" || norm === "log shared";
 
-  // the weights at the colorbar's ends; `shared` the top shared by the panels of this kind (or null)
-  function range(m, norm, shared, clip) {
-    const t = isShared(norm) && shared ? shared : top(m, clip);
+  // the weights at the colorbar's ends; `shared` the top shared by the panels of this kind (or null), `own`
+  // the map's own top when the caller has it already (a percentile sorts the map)
+  function range(m, norm, shared, clip, own) {
+    const t = isShared(norm) && shared ? shared : own ?? top(m, clip);
     if (isLog(norm)) {
       const hi = Math.max(t, 1e-12);
       let pos = Infinity;
@@ -215,21 +216,26 @@ const VizattnHover = (() => {
     return out;
   }
 
+  // the feature-grid cell of image pixel (y, x) of an H×W image (vizattn.explore.cell_of)
+  function cellOf(y, x, grid, shape) {
+    return [Math.min(grid[0] - 1, Math.floor(y * grid[0] / shape[0])), Math.min(grid[1] - 1, Math.floor(x * grid[1] / shape[1]))];
+  }
+
   // every panel's map for image pixel (y, x) of an H×W image, its colorbar range and its RGBA
   function draw(specs, T, kinds, shape, y, x, opts) {
-    const [H, W] = shape;
     const maps = specs.map(s => {
-      const gy = Math.min(s.grid[0] - 1, Math.floor(y * s.grid[0] / H)), gx = Math.min(s.grid[1] - 1, Math.floor(x * s.grid[1] / W));
-      return { map: row(s, T, gy, gx), cell: [gy, gx] };
+      const [gy, gx] = cellOf(y, x, s.grid, shape);
+      const map = row(s, T, gy, gx);
+      return { map: map, cell: [gy, gx], top: top(map, opts.clip) };
     });
     const shared = {};
-    if (isShared(opts.norm)) maps.forEach((m, i) => { shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, top(m.map, opts.clip)); });
+    maps.forEach((m, i) => { shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, m.top); });
     maps.forEach((m, i) => {
-      m.range = range(m.map, opts.norm, isShared(opts.norm) ? shared[kinds[i]] : null, opts.clip);
+      m.range = range(m.map, opts.norm, isShared(opts.norm) ? shared[kinds[i]] : null, opts.clip, m.top);
       m.rgba = paint(m.map, m.range[0], m.range[1], opts.norm, opts.alpha, opts.lut);
     });
     return maps;
   }
 
-  return { tensors: tensors, row: row, range: range, paint: paint, draw: draw };
+  return { tensors: tensors, row: row, range: range, paint: paint, draw: draw, cellOf: cellOf };
 })();

@@ -68,11 +68,7 @@ function locate(f, e) {
           Math.min(w - 1, Math.max(0, Math.floor((e.clientX - r.left) / r.width * w)))];
 }
 
-// the feature-grid cell of an image pixel and its pixels (vizattn.explore.cell_of and cell_box)
-function cellOf(y, x, grid) {
-  const [h, w] = state.shape;
-  return [Math.min(grid[0] - 1, Math.floor(y * grid[0] / h)), Math.min(grid[1] - 1, Math.floor(x * grid[1] / w))];
-}
+// the pixels of a feature-grid cell (vizattn.explore.cell_box)
 function cellBox(gy, gx, grid) {
   const [h, w] = state.shape;
   return [Math.ceil(gy * h / grid[0]), Math.ceil((gy + 1) * h / grid[0]), Math.ceil(gx * w / grid[1]), Math.ceil((gx + 1) * w / grid[1])];
@@ -124,7 +120,7 @@ function move(f, e) {
 function showTip(f, e, at) {
   const s = shown[f.index];
   if (!s) return;
-  const [gy, gx] = cellOf(at[0], at[1], s.grid);
+  const [gy, gx] = VizattnHover.cellOf(at[0], at[1], s.grid, state.shape);
   const v = s.map[gy * s.grid[1] + gx];
   const lines = [state.panels[f.index].title, `pixel (${at[0]}, ${at[1]}) · cell (${gy}, ${gx})`,
                  hovering ? `its own weight ${v.toPrecision(3)} · click to pin` : `weight ${v.toPrecision(4)}`];
