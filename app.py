@@ -14,6 +14,7 @@ from vizattn.errors import VizattnError
 from vizattn.guard import WorkGuard
 from vizattn.io import MAX_IMAGE_SIDE, read_image
 from vizattn.sources import ImageSource, digest, image_source, safe_name
+from vizattn.text import markdown_text
 from vizattn.viz.figures import histogram_bars, plotly_bar_charts
 from vizattn.viz.hover import BUDGET
 from vizattn.viz.panel_grid import FRONTEND, grid_args, live_factors, photo_uri
@@ -181,11 +182,11 @@ def pick_model():
         if "last_model" in st.session_state:
             card = getattr(st.session_state["last_model"][2], "card", {}) or {}
             if card.get("source") == "mmsegmentation":
-                st.sidebar.caption(f"mmseg {card['mmseg_head']} on {card['backbone']} · {len(card['classes'])} "
-                                   f"classes from {card['classes_from']}")
+                st.sidebar.caption(markdown_text(f"mmseg {card['mmseg_head']} on {card['backbone']} · "
+                                                 f"{len(card['classes'])} classes from {card['classes_from']}"))
             elif card.get("source") == "transformers":
-                st.sidebar.caption(f"transformers {card['module']} · {len(card['classes'])} classes from "
-                                   f"{card['classes_from']}")
+                st.sidebar.caption(markdown_text(f"transformers {card['module']} · {len(card['classes'])} classes "
+                                                 f"from {card['classes_from']}"))
             return st.session_state["last_model"]
         st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
         names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
@@ -355,8 +356,8 @@ def explore(model_key, model_label, model, src, opts):
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90)
         query_controls(fw.shape)
-        cls = fw.classes[fw.prediction[y, x]]
-        gt = f" · truth **{fw.classes[src.labels[y, x]]}**" if src.labels is not None and fw.classes == list(SCENE_CLASSES) else ""
+        cls = markdown_text(fw.classes[fw.prediction[y, x]])
+        gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if src.labels is not None and fw.classes == list(SCENE_CLASSES) else ""
         st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
     with right:
         st.subheader("Prediction")
@@ -368,9 +369,9 @@ def explore(model_key, model_label, model, src, opts):
         conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
         conf_col.image(confidence_image(fw.confidence), width="stretch")
         present = np.unique(fw.prediction) if len(fw.classes) > 12 else range(len(fw.classes))
-        st.markdown(" ".join(
+        st.markdown(" ".join(  # class names come from files: escaped, never markup
             f"<span style='white-space:nowrap'><span style='background:rgb{tuple(int(v) for v in fw.palette[i])};"
-            f"padding:0 6px;border-radius:3px'>&nbsp;</span> {fw.classes[i]}</span>"
+            f"padding:0 6px;border-radius:3px'>&nbsp;</span> {markdown_text(fw.classes[i])}</span>"
             for i in present), unsafe_allow_html=True)
         if len(fw.classes) > 12:
             st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")

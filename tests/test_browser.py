@@ -317,3 +317,54 @@ def test_the_panel_grid_height_follows_its_content(tmp_path):
         names = panel_grid(page).locator("figcaption .name").all_inner_texts()
         assert names == ["head.context · mask"]
         page.screenshot(path=shot_path(tmp_path, "gc.png"), full_page=True)
+
+
+HTML_PAYLOADS = [  # class names a hostile checkpoint or config may carry: each must show as text, never run
+    "<iframe srcdoc=\"<script>parent.document.title='pwned'</script>\"></iframe>",
+    "<script>document.title='pwned'</script>",
+    "<img src=x onerror=\"document.title='pwned'\">",
+    "<b>bold</b>",
+    "<input autofocus onfocus=\"document.title='pwned'\">",
+    "<style>body{display:none}</style>",
+    "<details open ontoggle=\"document.title='pwned'\">",
+    "<form action='about:blank'><button>go</button></form>",
+    "<meta http-equiv='refresh' content='0;url=about:blank'>",
+    "<svg onload=\"document.title='pwned'\"></svg>",
+    "[link](javascript:document.title='pwned')",
+    "<a href=\"javascript:document.title='pwned'\">a</a>",
+]
+INJECTED = ("iframe[srcdoc], [onerror], [onload], [onfocus], [ontoggle], form[action='about:blank'], "
+            "meta[http-equiv], a[href^='javascript']")
+
+
+def test_class_names_from_files_are_text_never_markup(tmp_path):
+    """Twelve HTML/JS class names, from a transformers folder's id2label and an mmseg checkpoint's dataset_meta,
+    opened through the path field: the legend and query line show them as text; the title is unchanged, no
+    element is injected and the page does not navigate."""
+    from tests.foreign.mmseg_models import build, checkpoint_bytes
+    from tests.foreign.test_observe import save_segformer
+
+    folder = tmp_path / "segformer-evil"
+    save_segformer(folder, labels=HTML_PAYLOADS)
+    ref, cfg = build("cc", narrow=True, num_classes=len(HTML_PAYLOADS))
+    ckpt = tmp_path / "ccnet-evil.pth"
+    ckpt.write_bytes(checkpoint_bytes(ref, cfg, "1.x", HTML_PAYLOADS, [(i * 20, 40, 200 - i * 10) for i in range(12)]))
+    with app_server() as url, browser_page(1280, 1600) as page:
+        page.goto(url)
+        wait_idle(page)
+        address = page.url
+        page.get_by_text("a checkpoint path on this machine").click()
+        wait_idle(page)
+        for path, grid_title in ((folder, "segformer-evil at pixel (192, 192)"), (ckpt, "ccnet-evil-pth at pixel (192, 192)")):
+            box = page.get_by_test_id("stTextInputField").first
+            box.fill(str(path))
+            box.press("Enter")
+            wait_grid(page, grid_title, timeout_ms=240_000)
+            wait_idle(page)
+            body = page.inner_text("body")
+            for shown in ("<b>bold</b>", "<script>document.title='pwned'</script>", "[link](javascript:"):
+                assert shown in body, shown  # shown as text
+            assert page.title() == "vizattn" and page.url == address  # set_page_config's title, never a payload's
+            assert page.locator(INJECTED).count() == 0
+            assert page.locator("[data-testid='stMarkdown'] b, [data-testid='stMarkdown'] style").count() == 0
+        page.screenshot(path=shot_path(tmp_path, "html-class-names.png"), full_page=True)

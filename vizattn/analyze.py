@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vizattn.errors import VizattnError
+from vizattn.io import image_geometry, read_label
 
 IGNORE = 255  # the label value Cityscapes and ADE20K use for "no class"
 
@@ -57,8 +58,6 @@ def check_labels(job: Job) -> None:
     """Before any model runs: every image has a label PNG of its size in --labels, or one sentence says which not."""
     if not job.labels:
         return
-    from PIL import Image
-
     folder = Path(job.labels)
     if not folder.is_dir():
         raise VizattnError(f"--labels '{folder}' is not a folder; give a folder of label PNGs named like the images.")
@@ -70,9 +69,10 @@ def check_labels(job: Job) -> None:
         if path is None:
             missing.append(name)
             continue
-        with Image.open(Path(job.images) / name) as im, Image.open(path) as lab:
-            if im.size != lab.size:
-                mismatched.append(f"{path.name} {lab.size[1]}×{lab.size[0]} vs {name} {im.size[1]}×{im.size[0]}")
+        ih, iw, _ = image_geometry(Path(job.images) / name)
+        lh, lw = read_label(path).shape[:2]  # the one label door: PNG only, by content
+        if (ih, iw) != (lh, lw):
+            mismatched.append(f"{path.name} {lh}×{lw} vs {name} {ih}×{iw}")
     if missing or mismatched:
         parts = []
         if missing:
@@ -85,39 +85,39 @@ def check_labels(job: Job) -> None:
 
 
 def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette: np.ndarray,
-                reduce_zero_label: bool = False) -> np.ndarray:
-    """H×W class indices (IGNORE where none) from a PNG of indices or of palette colours, resized (nearest) to
-    the image as vizattn reads it. `reduce_zero_label`: ADE20K's raw PNGs (0 = other, k + 1 = class k)."""
+                reduce_zero_label: bool = False, orientation: int = 1) -> np.ndarray:
+    """H×W class indices (IGNORE where none) from a PNG of indices or of palette colours, turned by its image's
+    EXIF `orientation` and resized (nearest) to the image as vizattn reads it. `reduce_zero_label`: ADE20K's raw
+    PNGs (0 = other, k + 1 = class k)."""
     from PIL import Image
 
-    with Image.open(path) as lab:
-        if lab.mode in ("RGB", "RGBA"):
-            rgb = np.asarray(lab.convert("RGB"), np.int64)
-            code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-            pal = np.asarray(palette, np.int64)
-            keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
-            lookup = {int(k): i for i, k in enumerate(keys)}
-            colours = np.unique(code)
-            unknown = [c for c in colours.tolist() if c not in lookup and c != 0]
-            if unknown:
-                c = unknown[0]
-                raise VizattnError(f"'{path.name}' has colours that are not in the model's palette (e.g. "
-                                   f"RGB {(c >> 16) & 255, (c >> 8) & 255, c & 255}); give class-index PNGs instead.")
-            arr = np.full(code.shape, IGNORE, np.int64)
-            for c in colours.tolist():
-                if c in lookup:
-                    arr[code == c] = lookup[c]
-        else:
-            arr = np.asarray(lab.convert("I") if lab.mode not in ("L", "P") else lab, np.int64)
-            if reduce_zero_label:
-                arr = np.where(arr == 0, IGNORE, arr - 1)
-                arr[arr == IGNORE - 1] = IGNORE
-        big = arr[(arr != IGNORE) & (arr >= len(classes))]
-        if big.size:
-            raise VizattnError(f"'{path.name}' holds class {int(big.max())}, but the model has {len(classes)} classes; "
-                               "give labels in the model's classes (255 = ignore).")
-        if arr.shape != tuple(shape):
-            arr = np.asarray(Image.fromarray(arr.astype(np.int32)).resize(shape[::-1], Image.NEAREST), np.int64)
+    raw = read_label(path, orientation=orientation)
+    if raw.ndim == 3:
+        code = (raw[..., 0].astype(np.int64) << 16) | (raw[..., 1].astype(np.int64) << 8) | raw[..., 2]
+        pal = np.asarray(palette, np.int64)
+        keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+        lookup = {int(k): i for i, k in enumerate(keys)}
+        colours = np.unique(code)
+        unknown = [c for c in colours.tolist() if c not in lookup and c != 0]
+        if unknown:
+            c = unknown[0]
+            raise VizattnError(f"'{path.name}' has colours that are not in the model's palette (e.g. "
+                               f"RGB {(c >> 16) & 255, (c >> 8) & 255, c & 255}); give class-index PNGs instead.")
+        arr = np.full(code.shape, IGNORE, np.int64)
+        for c in colours.tolist():
+            if c in lookup:
+                arr[code == c] = lookup[c]
+    else:
+        arr = raw
+        if reduce_zero_label:
+            arr = np.where(arr == 0, IGNORE, arr - 1)
+            arr[arr == IGNORE - 1] = IGNORE
+    big = arr[(arr != IGNORE) & (arr >= len(classes))]
+    if big.size:
+        raise VizattnError(f"'{path.name}' holds class {int(big.max())}, but the model has {len(classes)} classes; "
+                           "give labels in the model's classes (255 = ignore).")
+    if arr.shape != tuple(shape):
+        arr = np.asarray(Image.fromarray(arr.astype(np.int32)).resize(shape[::-1], Image.NEAREST), np.int64)
     return arr
 
 
@@ -149,13 +149,14 @@ class ShardWorker:
             scene = generate_scene(int(item[6:]), (self.job.size, self.job.size))
             truth = list(self.classes) == list(CLASSES)  # scene labels are in our classes
             return scene.image, (scene.labels if truth else None), (scene.instances if truth else None)
-        from vizattn.io import read_image
+        from vizattn.io import image_geometry, read_image
 
         image = read_image(Path(self.job.images) / item)
         labels = None
         if self.job.labels:
+            orientation = image_geometry(Path(self.job.images) / item)[2]  # the label turns as its image does
             labels = read_labels(_label_path(Path(self.job.labels), item), image.shape[:2], self.classes, self.palette,
-                                 self.job.reduce_zero_label)
+                                 self.job.reduce_zero_label, orientation)
         return image, labels, None
 
     def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:

@@ -268,6 +268,81 @@ def read_image(source: str | Path | bytes, name: str | None = None, max_side: in
         ) from None
 
 
+LABEL_FORMATS = ("PNG",)  # labels are PNG only, told by content: nothing else reaches a decoder
+_EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+               7: "TRANSVERSE", 8: "ROTATE_90"}  # as PIL's ImageOps.exif_transpose turns each orientation
+
+
+def _open_bounded(data: bytes, name: str, formats: tuple[str, ...], what: str):
+    """A PIL image opened by content among `formats` only, refused past MAX_IMAGE_PIXELS."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        im = Image.open(io.BytesIO(data), formats=formats)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise VizattnError(f"'{name}' has more than {MAX_IMAGE_PIXELS:,} pixels (a possible decompression bomb); "
+                           f"use a smaller {what}.") from None
+    except UnidentifiedImageError:
+        kinds = " or ".join(formats) if len(formats) < 3 else "PNG, JPEG, BMP, TIFF or WebP"
+        raise VizattnError(f"'{name}' is not a {kinds} file (told by its content, not its name); give a {kinds} "
+                           f"{what}.") from None
+    except Exception as err:  # PIL raises many types for bad bytes
+        raise VizattnError(f"'{name}' is not a readable {what} (it may be truncated); save it again. "
+                           f"({type(err).__name__})") from None
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise VizattnError(f"'{name}' has more than {MAX_IMAGE_PIXELS:,} pixels (a possible decompression bomb); "
+                           f"use a smaller {what}.")
+    return im
+
+
+def image_geometry(source: str | Path | bytes, name: str | None = None) -> tuple[int, int, int]:
+    """(stored height, stored width, EXIF orientation 1…8) of an image, read from its header only: what a label
+    drawn on the stored pixels must match, and how `read_image` will turn it."""
+    data, name = _read_bytes(source, name, MAX_IMAGE_BYTES, "image")
+    with _open_bounded(data, name, IMAGE_FORMATS, "image") as im:
+        return im.height, im.width, _orientation(im)
+
+
+def _orientation(im) -> int:
+    try:
+        value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # an unreadable EXIF block turns nothing, as ImageOps.exif_transpose treats it
+        return 1
+    return value if value in _EXIF_TURNS else 1
+
+
+def read_label(source: str | Path | bytes, name: str | None = None, orientation: int = 1) -> np.ndarray:
+    """A label PNG as H×W int64 values (1-bit, 8-bit, 16-bit or palette indices) or H×W×3 uint8 colours.
+    PNG only, told by content (an EPS named .png never reaches Ghostscript), bounded like images. Labels are
+    drawn on their image's stored pixels, so they are turned by the image's EXIF `orientation`, as `read_image`
+    turns the image; a label that carries an orientation of its own is refused rather than guessed."""
+    from PIL import Image
+
+    data, name = _read_bytes(source, name, MAX_IMAGE_BYTES, "label")
+    with _open_bounded(data, name, LABEL_FORMATS, "label") as lab:
+        if _orientation(lab) != 1:
+            raise VizattnError(f"'{name}' carries an EXIF orientation of its own; save the label without one, "
+                               "drawn on its image's stored pixels.")
+        if orientation in _EXIF_TURNS:
+            lab = lab.transpose(getattr(Image.Transpose, _EXIF_TURNS[orientation]))
+        try:
+            if lab.mode in ("RGB", "RGBA"):
+                return np.asarray(lab.convert("RGB"), np.uint8).copy()
+            if lab.mode == "1":  # 1-bit: 0 and 1, not PIL's 0 and 255 of convert("L")
+                return np.asarray(lab, bool).astype(np.int64)
+            if lab.mode in ("L", "P"):
+                return np.asarray(lab, np.int64)
+            if lab.mode.startswith("I"):
+                return np.asarray(lab.convert("I"), np.int64)
+        except Exception as err:  # truncated pixel data surfaces on the first read
+            raise VizattnError(f"'{name}' is not a readable label PNG (it may be truncated); save it again. "
+                               f"({type(err).__name__})") from None
+    raise VizattnError(f"'{name}' is a {lab.mode} PNG; labels are PNGs of class indices (1-, 8- or 16-bit grey, or "
+                       "palette) or of the model's palette colours.")
+
+
 def _to_rgb(im):
     from PIL import Image
 

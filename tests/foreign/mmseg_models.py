@@ -22,7 +22,7 @@ CONFIGS = {
 }
 
 
-def config(key: str, narrow: bool = False):
+def config(key: str, narrow: bool = False, num_classes: int | None = None):
     """mmseg's shipped config; `narrow` shrinks every width 16× (same layout) for small, fast checkpoints."""
     import_mmseg()
     import mmseg
@@ -43,17 +43,19 @@ def config(key: str, narrow: bool = False):
             if k in head:
                 head[k] = v
         cfg.model.auxiliary_head.update(in_channels=64, channels=16)
+    if num_classes is not None:
+        cfg.model.decode_head.num_classes = cfg.model.auxiliary_head.num_classes = num_classes
     return cfg
 
 
-def build(key: str, narrow: bool = False, seed: int = 0):
+def build(key: str, narrow: bool = False, seed: int = 0, num_classes: int | None = None):
     """(randomised mmseg EncoderDecoder in eval mode, its config); PSANet gets the PSAMask op written from its kernel."""
     import_mmseg()
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
     register_all_modules()
-    cfg = config(key, narrow)
+    cfg = config(key, narrow, num_classes)
     model = MODELS.build(cfg.model)
     head = model.decode_head
     if hasattr(head, "psamask_collect"):

@@ -42,12 +42,12 @@ class Net(nn.Module):
         return self.mha(t, t, t)[0]  # need_weights=True (the default): PyTorch's own path with or without capture
 
 
-def segformer(impl="eager"):
+def segformer(impl="eager", num_labels=5):
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
     torch.manual_seed(0)
     cfg = SegformerConfig(depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[16, 32, 40, 64],
-                          num_attention_heads=[1, 2, 5, 8], decoder_hidden_size=32, num_labels=5)
+                          num_attention_heads=[1, 2, 5, 8], decoder_hidden_size=32, num_labels=num_labels)
     return SegformerForSemanticSegmentation._from_config(cfg, attn_implementation=impl).eval()
 
 
@@ -284,12 +284,12 @@ def test_naming_a_module_that_does_not_exist_gets_one_sentence():
         vizattn.capture(Net(), modules=["decode_head.*"])
 
 
-def save_segformer(folder, size=128):
+def save_segformer(folder, size=128, labels=("road", "sidewalk", "building", "sky", "tree")):
     """A SegFormer model directory as transformers writes it (config.json, model.safetensors, processor size)."""
     import json
 
-    model = segformer("sdpa")
-    model.config.id2label = {i: n for i, n in enumerate(["road", "sidewalk", "building", "sky", "tree"])}
+    model = segformer("sdpa", len(labels))
+    model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {n: i for i, n in model.config.id2label.items()}
     model.save_pretrained(folder, safe_serialization=True)
     (folder / "preprocessor_config.json").write_text(json.dumps({"size": {"height": size, "width": size}}))

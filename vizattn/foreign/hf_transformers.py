@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizattn.errors import VizattnError
+from vizattn.text import plain
 
 # the attention modules across transformers versions (4.x: *SelfAttention inside *Attention; 5.x: *Attention)
 ATTENTION_CLASSES = {"SegformerAttention", "SegformerEfficientSelfAttention", "ViTAttention", "ViTSelfAttention",
@@ -42,7 +43,7 @@ class HFSegmenter(nn.Module):
         self.model, self.size = model, size
         labels = getattr(model.config, "id2label", None) or {}
         n = model.config.num_labels
-        classes = [str(labels.get(i, labels.get(str(i), f"class {i}"))) for i in range(n)]
+        classes = [plain(labels.get(i, labels.get(str(i), f"class {i}")), 60) for i in range(n)]
         from vizattn.foreign.mmseg import CITYSCAPES, CITYSCAPES_PALETTE, spread_palette
 
         palette = list(CITYSCAPES_PALETTE) if classes == list(CITYSCAPES) else spread_palette(n)

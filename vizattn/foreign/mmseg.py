@@ -23,6 +23,7 @@ from vizattn.errors import VizattnError
 from vizattn.models.resnet import DEPTHS, ResNetV1c
 from vizattn.modules import create_attention
 from vizattn.modules.base import conv_bn_relu
+from vizattn.text import plain
 
 # mmseg head type -> a key only that head has
 SIGNATURES = {
@@ -498,9 +499,11 @@ def classes_and_palette(meta: dict, num_classes: int) -> tuple[list[str], list[t
     palette = dm.get("palette") or meta.get("PALETTE")
     if isinstance(names, (list, tuple)) and len(names) == num_classes and all(isinstance(c, str) for c in names):
         ok = (isinstance(palette, (list, tuple)) and len(palette) == num_classes
-              and all(isinstance(p, (list, tuple)) and len(p) == 3 for p in palette))
+              and all(isinstance(p, (list, tuple)) and len(p) == 3 for p in palette)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 255
+                      for p in palette for v in p))  # NaN fails the range too
         pal = [tuple(int(v) for v in p) for p in palette] if ok else spread_palette(num_classes)
-        return [str(c)[:60] for c in names], pal, "the checkpoint"
+        return [plain(c, 60) for c in names], pal, "the checkpoint"
     if num_classes == 19:
         return list(CITYSCAPES), list(CITYSCAPES_PALETTE), "Cityscapes (assumed from 19 classes; the checkpoint names none)"
     if num_classes == 21:

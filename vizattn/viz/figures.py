@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from vizattn import jsonsafe
+from vizattn.text import html_text
 from vizattn.viz.overlay import colormap, heat_overlay, is_log, is_shared, map_top, scale
 
 FORMATS = ("png", "svg", "pdf")
@@ -84,7 +85,7 @@ def _cell_axes(i: int, n: int, columns: int) -> tuple[str, dict, dict, tuple[flo
 
 
 def _cell_title(text: str, x0: float, x1: float, y1: float) -> dict:
-    return dict(text=text, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+    return dict(text=html_text(text), x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
                 showarrow=False, font=dict(size=12))
 
 
@@ -117,7 +118,7 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
     top = 40 + (30 if title else 0)
     layout.update(shapes=shapes, annotations=notes, height=300 * rows + top, margin=dict(l=5, r=5, t=top, b=5))
     if title:
-        layout["title"] = dict(text=title, x=0.01, font=dict(size=14))
+        layout["title"] = dict(text=html_text(title), x=0.01, font=dict(size=14))
     return go.Figure(data=data, layout=layout)
 
 
