@@ -13,7 +13,7 @@ from tests.evil import evil_checkpoints
 from vizattn.zoo import available
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
 
 
 def fresh() -> AppTest:

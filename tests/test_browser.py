@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vizattn.bench.browser import (CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_change,
+from benchmarks.browser import (CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_change,
                                    wait_grid, wait_idle)
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
 if not Path(CHROMIUM).exists() and not IN_CI:  # in CI a missing browser must fail, never skip
     pytest.skip("Debian chromium is not installed here (apt-get install chromium)", allow_module_level=True)
-pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
 
 
 def shot_path(tmp_path, name: str) -> str:

@@ -18,7 +18,7 @@ from safetensors.torch import save as save_safetensors
 import vizattn
 from vizattn import io as vio
 from vizattn import jsonsafe, schema
-from vizattn.bench.measure import peak_memory_mib
+from benchmarks.measure import peak_memory_mib
 from vizattn.errors import VizattnError
 from vizattn.models.segmenter import ModelConfig, build_model
 

@@ -5,7 +5,7 @@ from vizattn.evaluate import evaluate
 from vizattn.models.segmenter import HEADS
 from vizattn.zoo import available, load, model_card, results_table
 
-pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in pretrained/")
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
 
 
 def test_every_head_is_shipped_with_a_card():

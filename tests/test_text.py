@@ -8,8 +8,8 @@ def test_plain_drops_control_and_bidi_characters_and_bounds_length():
 
 
 def test_html_text_escapes_every_element():
-    assert html_text("<iframe srcdoc=\"<script>x</script>\">") == \
-        "&lt;iframe srcdoc=&quot;&lt;script&gt;x&lt;/script&gt;&quot;&gt;"
+    assert html_text("<iframe srcdoc=\"<script>x</script>\">") == '&lt;iframe srcdoc="&lt;script&gt;x&lt;/script&gt;"&gt;'
+    assert html_text("the query's class & more") == "the query's class &amp; more"
 
 
 def test_markdown_text_renders_as_itself():

@@ -7,7 +7,7 @@ from vizattn.errors import VizattnError
 __version__ = "0.1.0"
 __all__ = ["AttentionRecord", "Capture", "VizattnError", "available", "capture", "create_attention",
            "list_attention", "load", "predict"]
-_LAZY = {"AttentionRecord": "vizattn.capture", "Capture": "vizattn.capture", "capture": "vizattn.capture",
+_LAZY = {"AttentionRecord": "vizattn.records", "Capture": "vizattn.capture", "capture": "vizattn.capture",
          "predict": "vizattn.evaluate", "create_attention": "vizattn.modules", "list_attention": "vizattn.modules",
          "available": "vizattn.zoo", "load": "vizattn.zoo"}
 

@@ -1,5 +1,5 @@
-"""The bundled models in `pretrained/`: their names and model cards, read without importing PyTorch (the app's
-sidebar lists them while PyTorch is still importing)."""
+"""The bundled models in `vizattn/pretrained/` (package data): their names and model cards, read without importing
+PyTorch (the app's sidebar lists them while PyTorch is still importing)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vizattn.errors import VizattnError
 
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"  # package data: installed with the wheel
 
 
 def available(directory: Path = PRETRAINED) -> list[str]:

@@ -7,12 +7,31 @@ from pathlib import Path
 
 from vizattn import jsonsafe
 from vizattn.errors import VizattnError
+from vizattn.text import plain
 from vizattn.viz.figures import EXPORT_FORMATS
 
 
+def _benchmark(name: str):
+    """A module of the checkout's benchmarks/ (development tools: test oracles, browser drivers, mmseg and
+    transformers references), which the installed wheel does not carry."""
+    import importlib
+
+    root = Path(__file__).resolve().parent.parent
+    if (root / "benchmarks" / "__init__.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("benchmarks"):
+            raise VizattnError("`vizattn bench` runs from a checkout of vizattn (its benchmarks/ folder is not part "
+                               "of the installed package): clone it and `pip install -r requirements.txt` there.") from None
+        raise VizattnError(f"`vizattn bench` needs the package '{err.name}' (a test requirement); install "
+                           "requirements.txt from a checkout of vizattn.") from None
+
+
 def _bench_modules(args) -> None:
-    from vizattn.bench import modules
-    from vizattn.bench.measure import markdown_table
+    modules = _benchmark("modules")
+    from vizattn.tables import markdown_table
 
     setups = [s for s in modules.SETUPS if not args.paper or s.paper in args.paper]
     # the dense non-local block is the reference of every ratio, so it is always measured
@@ -23,16 +42,16 @@ def _bench_modules(args) -> None:
 
 
 def _bench_capture(args) -> None:
-    from vizattn.bench import capture
-    from vizattn.bench.measure import markdown_table
+    capture = _benchmark("capture")
+    from vizattn.tables import markdown_table
 
     rows = capture.run(args.channels, (args.height, args.width), args.queries, args.device)
     print(markdown_table(capture.HEADER, rows))
 
 
 def _bench_fidelity(args) -> None:
-    from vizattn.bench import fidelity
-    from vizattn.bench.measure import markdown_table
+    fidelity = _benchmark("fidelity")
+    from vizattn.tables import markdown_table
 
     unknown = set(args.modules or ()) - set(fidelity.CASES)
     if unknown:
@@ -41,8 +60,8 @@ def _bench_fidelity(args) -> None:
 
 
 def _bench_mmseg(args) -> None:
-    from vizattn.bench import mmseg
-    from vizattn.bench.measure import markdown_table
+    mmseg = _benchmark("mmseg")
+    from vizattn.tables import markdown_table
 
     unknown = set(args.heads or ()) - set(mmseg.OPTIONS)
     if unknown:
@@ -62,15 +81,15 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _bench_foreign(args) -> None:
-    from vizattn.bench import foreign
-    from vizattn.bench.measure import markdown_table
+    foreign = _benchmark("foreign")
+    from vizattn.tables import markdown_table
 
     print(markdown_table(foreign.HEADER, foreign.run(args.size, args.repeats)))
 
 
 def _bench_analyze(args) -> None:
-    from vizattn.bench import analyze
-    from vizattn.bench.measure import markdown_table
+    analyze = _benchmark("analyze")
+    from vizattn.tables import markdown_table
 
     speed, memory = analyze.run(args.model, args.images, args.memory_images, args.size)
     print(markdown_table(analyze.SPEED_HEADER, speed) + "\n")
@@ -78,8 +97,8 @@ def _bench_analyze(args) -> None:
 
 
 def _bench_app(args) -> None:
-    from vizattn.bench import app
-    from vizattn.bench.measure import markdown_table
+    app = _benchmark("app")
+    from vizattn.tables import markdown_table
 
     print(markdown_table(app.COLD_HEADER, app.cold_start(args.cold_runs)))
     print()
@@ -90,7 +109,7 @@ def _data(args) -> None:
     import numpy as np
     from tqdm import tqdm
 
-    from vizattn.bench.measure import markdown_table
+    from vizattn.tables import markdown_table
     from vizattn.data import CLASSES, generate_scene, pooled_beyond_rf_share
     from vizattn.models.receptive_field import receptive_field
     from vizattn.models.segmenter import ModelConfig, build_model
@@ -162,16 +181,24 @@ def _analyze(args) -> None:
     job = Job(model=args.model, images=args.images, scenes=args.scenes, labels=args.labels, queries=args.queries,
               size=args.size, reduce_zero_label=args.reduce_zero_label)
     r = analyze(job, args.out, args.engine, args.workers, args.address, args.gpus, args.shard_size)
+    figures = len({Path(f).stem for f in r["figures"]})  # each figure is written as PNG and SVG
+    if r["recomputed"]:
+        print(f"recomputed {len(r['recomputed'])} shard file(s) that did not verify against the run's plan: "
+              f"{', '.join(r['recomputed'][:5])}")
+    if r["not_merged"]:
+        print(f"not merged: {len(r['not_merged'])} file(s) in {args.out}/shards that the plan does not name: "
+              f"{', '.join(r['not_merged'][:5])}")
     print(f"analysed {r['images']} images of {args.model} ({r['resumed_shards']} shards already done) in "
-          f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet, report.md and {len(r['figures'])} figures")
+          f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet ({r['rows']} rows, complete), report.md and "
+          f"{figures} figures (PNG and SVG)")
 
 
 def _models(args) -> None:
-    from vizattn.bench.measure import markdown_table
+    from vizattn.tables import markdown_table
     from vizattn.zoo import results_table
 
     header, rows = results_table()
-    print(markdown_table(header, rows) if rows else "No bundled models in pretrained/; run `vizattn train --all`.")
+    print(markdown_table(header, rows) if rows else "No bundled models in vizattn/pretrained/; run `vizattn train --all`.")
 
 
 def _pixel(text: str) -> tuple[int, int]:
@@ -187,14 +214,19 @@ def _query(args) -> None:
 
     paths, lines = export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out), args.head,
                                 args.format)
-    print("\n".join(lines + [str(p) for p in paths]))
+    _say(lines + [str(p) for p in paths])
+
+
+def _say(lines) -> None:
+    """Lines that carry file-borne names (classes, modules, paths), printed without control characters."""
+    print("\n".join(plain(line, 4000) for line in lines))
 
 
 def _compare(args) -> None:
     from vizattn.export import export_compare
 
     paths, lines = export_compare(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out), args.format)
-    print("\n".join(lines + [str(p) for p in paths]))
+    _say(lines + [str(p) for p in paths])
 
 
 def bounded(lo: int, hi: int):
@@ -277,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pool", type=int, help="number of training scenes")
     tr.add_argument("--batch", type=int)
     tr.add_argument("--eval-scenes", type=int)
-    tr.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pretrained"))
+    tr.add_argument("--out", default=str(Path(__file__).resolve().parent / "pretrained"))
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=_train)
 
@@ -325,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
 
+    ap = sub.add_parser("app", help="start the page (Streamlit) from the installed package, on this machine only")
+    ap.add_argument("--port", type=bounded(1024, 65535), default=8501)
+    ap.add_argument("--address", choices=["127.0.0.1", "localhost", "::1"], default="127.0.0.1",
+                    help="loopback only; see README, Serving to others, before exposing the page")
+    ap.set_defaults(func=_app)
+
     ev = sub.add_parser("evaluate", help="per-class IoU and mIoU on freshly generated scenes")
     ev.add_argument("--model", required=True, help="bundled name or checkpoint path")
     ev.add_argument("--scenes", type=COUNT, default=100)
@@ -335,12 +373,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+APP_SETTINGS = {  # what .streamlit/config.toml says for `streamlit run app.py` in a checkout (see README, Security)
+    "server.address": "127.0.0.1", "server.headless": True, "server.maxUploadSize": 520,
+    "client.showErrorDetails": "none", "browser.gatherUsageStats": False, "runner.postScriptGC": False,
+    "server.fileWatcherType": "none",
+}
+
+
+def _app(args) -> None:
+    """Start the page from the installed package. PyTorch and the default model are prepared in a thread while
+    Streamlit's server starts, so the first map does not wait for them after the page has drawn."""
+    import threading
+
+    try:
+        from streamlit.web import cli as streamlit_cli
+    except ImportError:
+        raise VizattnError("`vizattn app` needs Streamlit: pip install 'vizattn[app]' (or requirements.txt).") from None
+    page = Path(__file__).resolve().parent / "app" / "page.py"
+    threading.Thread(target=_prepare_default_model, name="vizattn-warm-up", daemon=True).start()
+    settings = {**APP_SETTINGS, "server.port": args.port, "server.address": args.address}
+    sys.argv = ["streamlit", "run", str(page), *(f"--{k}={v}" for k, v in settings.items())]
+    streamlit_cli.main(prog_name="streamlit")
+
+
+def _prepare_default_model() -> None:
+    try:
+        from vizattn.app.cache import prepare_default
+
+        prepare_default()
+    except Exception:  # a warm-up only: the page loads the model itself and says what went wrong
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except VizattnError as err:
-        print(f"vizattn: {err}", file=sys.stderr)
+        print(f"vizattn: {plain(err, 4000)}", file=sys.stderr)
         return 2
     except OSError as err:  # a disk full, a folder without permission: the user's to fix, in one sentence
         print(f"vizattn: {err.strerror or err} ({getattr(err, 'filename', '') or 'no file named'}); nothing more "

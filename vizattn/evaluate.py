@@ -6,30 +6,18 @@ import torch
 from tqdm import tqdm
 
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
+from vizattn.model import MEAN, STD, as_model, to_tensor  # noqa: F401 (train and report take them from here)
 
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.25, 0.25, 0.25)
 #: held-out scenes come from seeds at and above this; training never draws from here
 EVAL_SEED_BASE = 1_000_000_000
 AMBIGUOUS = tuple(c for pair in AMBIGUOUS_PAIRS for c in pair)
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 H×W×3 (or B×H×W×3) -> normalised float B×3×H×W."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
-    x = x[None] if x.dim() == 3 else x
-    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
-    return (x.permute(0, 3, 1, 2) - mean) / std
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     """Class labels (H×W; uint8 up to 256 classes, int32 beyond) for one H×W×3 uint8 RGB image, through the
     model's own pipeline where it has one (an mmseg checkpoint's resize and normalisation)."""
-    from vizattn.explore import logits_for
-
-    model.eval()
-    logits = logits_for(model, image)
+    logits = as_model(model).eval().segment(image)
     return logits.argmax(1)[0].to("cpu", torch.uint8 if logits.shape[1] <= 256 else torch.int32).numpy()
 
 

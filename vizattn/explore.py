@@ -9,16 +9,7 @@ import torch
 
 from vizattn.capture import AttentionRecord, capture
 from vizattn.errors import VizattnError
-from vizattn.evaluate import to_tensor
-
-NOTES = {
-    "gc": "GC's mask is query-independent: every pixel gets this same map.",
-    "psa": "PSA has no pairwise map: its spatial and channel weights are the same for every query.",
-    ("isa", "effective"): "Routing composition A_S·A_L; the projections between the two steps are left out.",
-    ("criss_cross", "effective"): "Composition of the loops' affinities; the residual between loops is left out.",
-    ("apnb", "all"): "110 pyramid anchors (1, 3, 6, 8), each weight spread over the pixels it averages.",
-    ("afnb", "all"): "110 anchors of the low-level feature, each weight spread over the pixels it averages.",
-}
+from vizattn.model import SegmentationModel, as_model
 
 
 @dataclass
@@ -71,31 +62,19 @@ class Panel:
         return f"{self.module} · {self.view}"
 
 
-def model_classes(model: torch.nn.Module) -> tuple[list[str], np.ndarray]:
-    """Class names and palette from the model's card (a foreign checkpoint's own), else ours."""
-    from vizattn.data import CLASSES, PALETTE
-
-    card = getattr(model, "card", None) or {}
-    if card.get("classes") and card.get("palette") and len(card["classes"]) == len(card["palette"]):
-        return list(card["classes"]), np.asarray(card["palette"], np.uint8)
-    return list(CLASSES), np.asarray(PALETTE, np.uint8)
-
-
-def logits_for(model: torch.nn.Module, image: np.ndarray, progress=None) -> torch.Tensor:
-    """1×K×H×W logits at the image's size: a foreign model's own pipeline (`segment`), else ours."""
-    if hasattr(model, "segment"):
-        return model.segment(image, progress)
-    return model(to_tensor(image).to(next(model.parameters()).device))
+def model_classes(model: SegmentationModel) -> tuple[list[str], np.ndarray]:
+    """Class names and palette of a loaded model (vizattn.model's interface)."""
+    return list(model.classes), np.asarray(model.palette, np.uint8)
 
 
 @torch.no_grad()
 def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forward:
     """The single forward pass with capture; every click afterwards only reads the records.
     `progress(done, total)` is called as the forward advances (slide crops of large foreign models)."""
-    model.eval()
+    model = as_model(model).eval()
     try:
         with capture(model) as cap:
-            logits = logits_for(model, image, progress)
+            logits = model.segment(image, progress)
     except VizattnError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError) as err:  # a model that cannot take this input
@@ -113,7 +92,7 @@ def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forwa
     if logits.shape[2:] != image.shape[:2]:
         logits = torch.nn.functional.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
     if logits.shape[1] != len(classes):
-        from vizattn.foreign.mmseg import spread_palette
+        from vizattn.data.palettes import spread_palette
 
         classes = [f"class {i}" for i in range(logits.shape[1])]
         palette = np.asarray(spread_palette(len(classes)), np.uint8)
@@ -157,14 +136,6 @@ def to_image(grid_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return grid_map[np.ix_(*cell_indices(shape, grid_map.shape))]
 
 
-def foreign_note(rec: AttentionRecord) -> str:
-    if "family" not in rec.config:
-        return ""
-    from vizattn.foreign.observe import note_for
-
-    return note_for(rec)
-
-
 def unmapped(forward: Forward) -> list[str]:
     """Why some captured attention has no map (a foreign softmax whose length fits no grid of the image)."""
     return [r.reason for r in forward.records.values() if getattr(r, "reason", "")]
@@ -182,7 +153,7 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
         for view in (views or {}).get(name) or ordered:
             m = rec.query_map(gy, gx, view)
             outside = rec.outside_share(gy, gx, view)
-            note = NOTES.get((rec.kind, view), NOTES.get(rec.kind, "")) or foreign_note(rec)
+            note = rec.note(view)
             if outside > 5e-4:
                 note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to {rec.outside_label}."]))
             out.append(Panel(

@@ -10,6 +10,7 @@ import numpy as np
 from vizattn import jsonsafe
 from vizattn.errors import VizattnError
 from vizattn.explore import Forward, Panel, panels, run_model
+from vizattn.outputs import check_names, output_dir, write_into  # noqa: F401 (output_dir: re-exported)
 from vizattn.sources import DEFAULT_SCENE_SIZE, ImageSource, digest, image_source, safe_name  # noqa: F401 (re-exported)
 from vizattn.viz.figures import EXPORT_FORMATS, FORMATS, figure_bytes, maps_npz, matplotlib_grid, plotly_grid
 
@@ -110,46 +111,9 @@ def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: s
                   formats)
 
 
-def output_dir(out: str | Path) -> Path:
-    """The folder named by --out, made if missing. Refused with one sentence: something there that is not a
-    folder (a file, /dev/null) or a symbolic link (which could point writes anywhere)."""
-    out = Path(out)
-    if out.is_symlink():
-        raise VizattnError(f"--out '{out}' is a symbolic link; vizattn writes only into a real folder it can see. "
-                           "Give the folder itself.")
-    if out.exists() and not out.is_dir():
-        raise VizattnError(f"--out '{out}' exists and is not a folder; give a folder (it is made if missing).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise VizattnError(f"--out '{out}' cannot be made ({err.strerror}); give a folder you can write to.") from None
-    return out
-
-
-def write_into(out: Path, name: str, data: bytes) -> Path:
-    """Write one file directly inside `out`, never through a symbolic link planted there and never elsewhere."""
-    import os
-
-    target = out / name
-    if Path(name).name != name or name in ("", ".", ".."):
-        raise VizattnError(f"'{name}' is not a plain file name; nothing was written.")
-    if target.is_symlink():
-        raise VizattnError(f"'{target}' is a symbolic link vizattn did not make; remove it or choose another --out.")
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    except OSError as err:
-        raise VizattnError(f"'{target}' cannot be written ({err.strerror}); choose another --out.") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return target
-
-
 def _write(files: dict[str, bytes], out: Path) -> list[Path]:
     out = output_dir(out)
-    planted = [n for n in files if (out / n).is_symlink()]
-    if planted:  # checked for every file first, so a refusal leaves the folder as it was
-        raise VizattnError(f"'{out / planted[0]}' is a symbolic link vizattn did not make; remove it or choose "
-                           "another --out. Nothing was written.")
+    check_names(out, files)  # every file first, so a refusal leaves the folder as it was
     return [write_into(out, name, data) for name, data in files.items()]
 
 

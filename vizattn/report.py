@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vizattn import jsonsafe
-from vizattn.export import output_dir, write_into
+from vizattn.outputs import output_dir, write_into
 from vizattn.analysis import coverage as cov
 from vizattn.analysis import query_independence as qi
 from vizattn.analysis import unary
@@ -75,7 +75,7 @@ def _load_model(name: str, directory: Path):
 
 def _ours(model) -> bool:
     """Trained by vizattn on our scenes: the analyses that evaluate on generated scenes apply."""
-    return (getattr(model, "card", {}) or {}).get("source") != "mmsegmentation"
+    return model.provenance.scene_trained
 
 
 def _images(folder: Path, count: int) -> list[Photo]:
@@ -271,8 +271,8 @@ def render_markdown(r: dict) -> str:
               "~6× faster and ~28× less memory than NL at 256×128 on a GPU; CCNet 11× less memory and ~85% fewer "
               "FLOPs; see the README table for our ratios."]
     if r.get("psa"):
-        L += ["", "## 6. PSA weights", "", "![](psa.png)", "", "| model | channel mean | channel saturated | spatial mean | spatial saturated |",
-              "|---|---|---|---|---|"]
+        L += ["", "## 6. PSA weights", "", "![](psa.png)", "",
+              "| model | channel mean | channel saturated | spatial mean | spatial saturated |", "|---|---|---|---|---|"]
         for k, v in r["psa"].items():
             L.append(f"| {k} | {_f(v['channel']['mean'])} | {_f(v['channel']['saturated_share'])} | "
                      f"{_f(v['spatial']['mean'])} | {_f(v['spatial']['saturated_share'])} |")

@@ -4,7 +4,7 @@ device (shapes only: nothing is allocated and nothing runs) before the real mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -22,8 +22,9 @@ def plain(text, limit: int = MAX_NAME) -> str:
 
 
 def html_text(text) -> str:
-    """`plain` text escaped for HTML: what the page shows is the characters, never elements."""
-    return html.escape(plain(text), quote=True)
+    """`plain` text escaped for HTML element content (plotly's titles and hover texts): what the reader sees is
+    the characters, never elements. Not for attribute values."""
+    return html.escape(plain(text), quote=False)
 
 
 def markdown_text(text) -> str:

@@ -163,7 +163,7 @@ def train(heads: list[str], cfg: TrainConfig, out_dir: Path = PRETRAINED, progre
     """Train the named heads and write weights + cards. The backbone is trained first (end to end with a
     throw-away FCN head) when `fcn` is asked for or no trained backbone exists yet; then every head,
     the FCN baseline included, gets the same schedule on the same frozen backbone."""
-    from vizattn.export import output_dir
+    from vizattn.outputs import output_dir
 
     out_dir = output_dir(out_dir)
     unknown = [h for h in heads if h not in HEADS]

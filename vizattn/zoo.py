@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Callable
 
 import torch
 from safetensors.torch import save_file
@@ -11,7 +13,9 @@ from safetensors.torch import save_file
 from vizattn.errors import VizattnError
 from vizattn.io import check_fits, read_checkpoint
 from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
-from vizattn.bundled import PRETRAINED, available, model_card  # noqa: F401 (the zoo's listing)
+from vizattn.bundled import PRETRAINED, available, model_card
+from vizattn.foreign.hf_transformers import is_hf_directory
+from vizattn.model import SCENES, Provenance, SegmentationModel, adopt
 from vizattn.schema import check_cost
 from vizattn.sources import file_sha256
 
@@ -26,47 +30,80 @@ def save(model: Segmenter, path: Path, card: dict | None = None) -> None:
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
 
-def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: str | None = None) -> Segmenter:
-    """A ready model in eval mode from a bundled name, a file path or uploaded bytes.
+@dataclass(frozen=True)
+class Source:
+    """One kind of place a model comes from: whether a spec is of this kind, and how to load it."""
 
-    The architecture comes from the checkpoint's metadata, else its model card, else `head`.
-    """
-    card = {}
-    source = name_or_path
-    bundled = False
-    if isinstance(name_or_path, (str, Path)) and not isinstance(name_or_path, bytes):
-        from vizattn.foreign.hf_transformers import is_hf_directory, load_directory
+    kind: str
+    matches: Callable[[object], bool]
+    load: Callable[..., torch.nn.Module]  # (spec, head, file_name) -> a model with vizattn.model's interface
 
-        if is_hf_directory(name_or_path):
-            model = load_directory(name_or_path)
-            model.sha256 = file_sha256(Path(name_or_path) / "model.safetensors")
-            return model
-        if Path(name_or_path).is_dir():
-            raise VizattnError(f"'{name_or_path}' is a folder but not a transformers model folder (config.json and "
-                               "model.safetensors); give a checkpoint file or such a folder.")
-        if isinstance(name_or_path, str) and FACTORY.fullmatch(name_or_path) and not Path(name_or_path).exists():
-            return load_factory(name_or_path)
-    if isinstance(name_or_path, str) and name_or_path in available():
-        source = PRETRAINED / f"{name_or_path}.safetensors"
-        card = model_card(name_or_path)
-        bundled = True
-    elif isinstance(name_or_path, (str, Path)) and Path(name_or_path).with_suffix(".json").is_file():
-        card = json.loads(Path(name_or_path).with_suffix(".json").read_text())
-    elif isinstance(name_or_path, str) and not Path(name_or_path).exists():
-        raise VizattnError(
-            f"'{name_or_path}' is neither a bundled model ({', '.join(available()) or 'none found'}) nor a file."
-        )
+
+def _is_text(spec) -> bool:
+    return isinstance(spec, (str, Path))
+
+
+def load(spec: str | Path | bytes, head: str | None = None, file_name: str | None = None) -> torch.nn.Module:
+    """A ready model in eval mode, with vizattn.model's interface, from a bundled name, a checkpoint (path or
+    uploaded bytes: ours or mmseg's, told by its keys), a transformers folder or `package.module:function`:
+    the first row of SOURCES that matches loads it."""
+    source = source_of(spec)
+    return source.load(spec, head, file_name)
+
+
+def source_of(spec) -> Source:
+    """The row of SOURCES a spec belongs to, or one sentence saying what the spec is not."""
+    for source in SOURCES:
+        if source.matches(spec):
+            return source
+    if _is_text(spec) and Path(spec).is_dir():
+        raise VizattnError(f"'{spec}' is a folder but not a transformers model folder (config.json and "
+                           "model.safetensors); give a checkpoint file or such a folder.")
+    raise VizattnError(f"'{spec}' is neither a bundled model ({', '.join(available()) or 'none found'}), a file, "
+                       "a transformers model folder nor package.module:function.")
+
+
+def weights_sha256(spec) -> str | None:
+    """The sha256 of the weights a spec names, without loading them (None for a factory: its code is the model).
+    What an analyze run is tied to: the content, not the path."""
+    kind = source_of(spec).kind
+    if kind == "bundled":
+        return file_sha256(PRETRAINED / f"{spec}.safetensors")
+    if kind == "transformers folder":
+        return file_sha256(Path(spec) / "model.safetensors")
+    if kind == "checkpoint":
+        return file_sha256(spec)
+    return None
+
+
+def _load_bundled(name, head=None, file_name=None) -> torch.nn.Module:
+    card = model_card(name)
+    model = _load_checkpoint(PRETRAINED / f"{name}.safetensors", None, None, card=card, bundled=True)
+    model.provenance = replace(model.provenance, name=name)
+    return model
+
+
+def _load_transformers(path, head=None, file_name=None) -> torch.nn.Module:
+    from vizattn.foreign.hf_transformers import load_directory
+
+    return load_directory(path, file_sha256(Path(path) / "model.safetensors"))
+
+
+def _load_checkpoint(source, head=None, file_name=None, card=None, bundled=False) -> torch.nn.Module:
+    if card is None and _is_text(source) and Path(source).with_suffix(".json").is_file():
+        card = _sibling_card(Path(source).with_suffix(".json"))
+    card = card or {}
     state, meta = read_checkpoint(source, file_name)
     name = file_name or (Path(source).name if not isinstance(source, bytes) else "uploaded checkpoint")
-    sha256 = file_sha256(source)  # exports name the exact weights they were drawn from
+    sha256 = file_sha256(source)  # once per load: exports name the exact weights they were drawn from
     from vizattn.foreign.mmseg import from_checkpoint, is_mmseg_state
 
     if is_mmseg_state(state) or (state and all(k.startswith("module.") for k in state)
                                  and is_mmseg_state({k[7:]: v for k, v in state.items()})):
-        model = from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name)
-        model.sha256 = sha256
-        return model
-    config = _config(meta, card, head, name, state)
+        return from_checkpoint(state, meta.get("meta") if isinstance(meta.get("meta"), dict) else {}, name, sha256)
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    config, detected = _config(meta, card, head, name, state)
     with torch.device("meta"):  # shapes only: a hostile config allocates nothing before it is checked
         shell = build_model(config)
     check_fits(shell, state, name)
@@ -75,14 +112,30 @@ def load(name_or_path: str | Path | bytes, head: str | None = None, file_name: s
     model = build_model(config)
     model.load_state_dict(state, strict=True)
     model.card = card
-    model.sha256 = sha256
-    return model.eval()
+    trained = SCENES if card.get("training") or bundled or meta.get("vizattn_config") else "unknown"
+    return adopt(model, Provenance("bundled" if bundled else "vizattn checkpoint", "vizattn", name, sha256, trained,
+                                   f"{config.head} head", "the model card" if bundled else detected, "vizattn's scenes"))
+
+
+def _sibling_card(path: Path) -> dict:
+    """A model card beside a checkpoint: a small JSON object, or one sentence."""
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise ValueError
+        card = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        raise VizattnError(f"The model card '{path.name}' beside the checkpoint is not readable JSON; fix or remove "
+                           "it.") from None
+    if not isinstance(card, dict):
+        raise VizattnError(f"The model card '{path.name}' beside the checkpoint is not a JSON object; fix or remove "
+                           "it.")
+    return card
 
 
 FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def load_factory(spec: str) -> torch.nn.Module:
+def load_factory(spec: str, head=None, file_name=None) -> torch.nn.Module:
     """`package.module:function` -> the model that function returns. This imports and runs the user's own code:
     the CLI and a locally bound app offer it, uploads never do."""
     import importlib
@@ -99,13 +152,17 @@ def load_factory(spec: str) -> torch.nn.Module:
         raise VizattnError(f"'{spec}' raised {type(err).__name__} while building the model: {err}") from None
     if not isinstance(model, torch.nn.Module):
         raise VizattnError(f"'{spec}' returned a {type(model).__name__}, not a torch.nn.Module.")
-    return model.eval()
+    if isinstance(model, SegmentationModel):  # the factory built one with the interface itself
+        return model.eval()
+    return adopt(model, Provenance("factory", "pytorch", spec, architecture=type(model).__name__,
+                                   detected="your own code"))
 
 
-def _config(meta: dict, card: dict, head: str | None, name: str, state: dict | None = None) -> ModelConfig:
+def _config(meta: dict, card: dict, head: str | None, name: str, state: dict | None = None) -> tuple[ModelConfig, str]:
+    """The architecture and how it was told: the head asked for, the checkpoint's metadata, its card, its keys."""
     raw = meta.get("vizattn_config")
     if head is not None:
-        return ModelConfig(head=head)
+        return ModelConfig(head=head), "the head you chose"
     if raw:
         try:
             parsed = json.loads(raw) if isinstance(raw, str) and len(raw) <= 100_000 else None
@@ -113,12 +170,12 @@ def _config(meta: dict, card: dict, head: str | None, name: str, state: dict | N
             parsed = None
         if parsed is None:
             raise VizattnError(f"'{name}' carries a vizattn configuration this version cannot read; pick its head by hand.")
-        return config_from_dict(parsed, name)
+        return config_from_dict(parsed, name), "the checkpoint's own configuration"
     if card.get("config"):
-        return config_from_dict(card["config"], name)
+        return config_from_dict(card["config"], name), "the model card beside it"
     found = head_from_keys(state or {})
     if found:
-        return ModelConfig(head=found)
+        return ModelConfig(head=found), "its parameter names and shapes"
     raise VizattnError(
         f"'{name}' does not say which architecture it is and its keys fit none of ours; choose its head "
         f"({', '.join(HEADS)}) when loading it (--head in the CLI, the head chooser in the app)."
@@ -156,3 +213,13 @@ def results_table(directory: Path = PRETRAINED) -> tuple[list[str], list[list]]:
                      f"{card['training'].get('head_wall_time_s', 0):.0f}",
                      f"{(directory / f'{name}.safetensors').stat().st_size / 2**20:.1f}"])
     return header, rows
+
+
+SOURCES: tuple[Source, ...] = (  # in order: the first that matches loads
+    Source("bundled", lambda s: isinstance(s, str) and s in available(), _load_bundled),
+    Source("transformers folder", lambda s: _is_text(s) and is_hf_directory(s), _load_transformers),
+    Source("factory", lambda s: isinstance(s, str) and bool(FACTORY.fullmatch(s)) and not Path(s).exists(),
+           load_factory),
+    Source("checkpoint", lambda s: isinstance(s, (bytes, bytearray)) or (_is_text(s) and Path(s).is_file()),
+           _load_checkpoint),
+)

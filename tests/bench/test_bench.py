@@ -1,8 +1,8 @@
 """The benchmark commands run end to end on tiny set-ups and write their tables (no timing is asserted)."""
 import csv
 
-from vizattn.bench import modules
-from vizattn.bench.measure import analytic_gflops
+from benchmarks import modules
+from benchmarks.measure import analytic_gflops
 from vizattn.cli import main
 from vizattn.modules import create_attention
 

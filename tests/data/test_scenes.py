@@ -211,4 +211,4 @@ def test_some_decisions_lie_beyond_the_receptive_field():
     share = pooled_beyond_rf_share(labels, rf=103)
     assert share["all"] > 0.0
     assert share["road/sidewalk"] > 0.0
-    assert np.mean([beyond_rf_share(l, 103)["all"] for l in labels]) > 0.0
+    assert np.mean([beyond_rf_share(lab, 103)["all"] for lab in labels]) > 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vizattn.bench.fidelity import NaivePSAMask, import_mmseg, randomise
+from benchmarks.fidelity import NaivePSAMask, import_mmseg, randomise
 
 CONFIGS = {
     "nl": "nonlocal_net/nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024.py",

@@ -9,7 +9,7 @@ import torch
 
 import vizattn
 from tests.foreign.mmseg_models import build, checkpoint_bytes
-from vizattn.bench import fidelity
+from benchmarks import fidelity
 from vizattn.errors import VizattnError
 from vizattn.foreign.mmseg import CITYSCAPES, classes_and_palette, parse_config
 

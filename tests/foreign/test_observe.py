@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import vizattn
-from vizattn.bench import fidelity
+from benchmarks import fidelity
 from vizattn.errors import VizattnError
 from vizattn.foreign.observe import ForeignRecord, UnmappedRecord, fit_grid, reconstruction
 

@@ -13,7 +13,7 @@ def build(name: str, channels: int = SMALL, **kw) -> torch.nn.Module:
 
 def wake(module: torch.nn.Module) -> torch.nn.Module:
     """Replace the zero initialisations that make a fresh block the identity, so every path carries signal."""
-    for name, p in module.named_parameters():
+    for p in module.parameters():
         if torch.count_nonzero(p) == 0:
             with torch.no_grad():
                 p.copy_(0.5 + 0.1 * torch.randn_like(p))

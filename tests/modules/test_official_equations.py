@@ -1,12 +1,12 @@
 """PSA and LESA against the equations of their official code, which mmseg does not ship (the references are
-in vizattn/bench/equations.py: written out step by step, reading our modules' parameters by name)."""
+in benchmarks/equations.py: written out step by step, reading our modules' parameters by name)."""
 import pytest
 import torch
 
 from tests.modules.helpers import wake
 from vizattn import capture, create_attention
-from vizattn.bench.equations import conv1x1, lesa_reference, psa_reference
-from vizattn.bench.fidelity import randomise
+from benchmarks.equations import conv1x1, lesa_reference, psa_reference
+from benchmarks.fidelity import randomise
 
 
 @pytest.mark.parametrize("mode", ["parallel", "sequential"])

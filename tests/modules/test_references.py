@@ -1,11 +1,11 @@
 """Our modules compute what mmcv's and mmsegmentation's do (and, for PSA and LESA, what the official code's
 equations give): parameters copied by one name table, every weight and BN statistic random, outputs and
-attention rows compared (vizattn/bench/fidelity.py does the work; `vizattn bench fidelity` prints it)."""
+attention rows compared (benchmarks/fidelity.py does the work; `vizattn bench fidelity` prints it)."""
 import pytest
 import torch
 
-from vizattn.bench import fidelity
-from vizattn.bench.fidelity import CASES, compare
+from benchmarks import fidelity
+from benchmarks.fidelity import CASES, compare
 
 RUNS = [(n, s) for n, case in CASES.items() for s in case.sizes]
 

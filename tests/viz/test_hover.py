@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.modules.helpers import run
-from vizattn.bench.browser import CHROMIUM, CHROMIUM_ARGS
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS
 from vizattn.explore import panels
 from vizattn.foreign.mmcv_blocks import AnchorRowsRecord, CrossRecord, ISARowsRecord
 from vizattn.viz.figures import shared_tops

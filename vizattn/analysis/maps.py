@@ -6,10 +6,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord
 from vizattn.modules.base import AttentionModule
-
-PAIRWISE = ("nonlocal", "isa", "criss_cross", "apnb", "danet", "lesa")
 
 
 def sample_queries(grid: tuple[int, int], n: int, seed: int = 0) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from vizattn.analysis import coverage as cov
 from vizattn.analysis import query_independence as qi
 from vizattn.analysis import unary
-from vizattn.analysis.maps import PAIRWISE, maps_at, sample_queries
+from vizattn.analysis.maps import maps_at, sample_queries
 from vizattn.analysis.psa import SATURATION
 from vizattn.analysis.where import where_attention_goes
 
@@ -108,12 +108,14 @@ def analyse_forward(name: str, fw, module_io: dict | None, labels: np.ndarray | 
                     classes: list[str], queries: int = 64, seed: int = 0) -> Summary:
     """Every per-image statistic of the report for one model's captured forward on one image.
     `labels` (H×W class indices in the model's classes: ground truth, else its prediction) and `instances`
-    (optional) feed the class/instance mass; `module_io` (module name -> (input, output)) the GCNet analysis."""
+    (optional) feed the class/instance mass; `module_io` (module name -> (input, output)) the GCNet analysis.
+    Which statistics a record gets is its class's `statistics`."""
     s = Summary()
     for mod, rec in fw.records.items():
         label = module_label(name, mod, len(fw.records))
+        stats = rec.statistics
         # each image's value enters once (a mean over its queries), as the papers average over images
-        if rec.kind in PAIRWISE or rec.kind == "gc":
+        if "query_independence" in stats:
             if module_io and mod in module_io:  # the paper's three columns: input, attention, output
                 inp, outp = module_io[mod]
                 for k, v in qi.query_independence(rec, inp, outp, queries, seed=seed).items():
@@ -122,16 +124,16 @@ def analyse_forward(name: str, fw, module_io: dict | None, labels: np.ndarray | 
                 q = sample_queries(rec.grid, queries, seed)
                 s.add(("query_independence", label, "attention"),
                       qi.mean_cosine_distance(maps_at(rec, q).reshape(len(q), -1)))
-        if rec.kind in ("nonlocal", "danet", "lesa"):
+        if "unary_share" in stats:
             for k, v in unary.unary_share(rec, queries * 4, seed=seed).items():
                 s.add(("unary_binary", f"{label} (softmax self weight)", k), v)
-        if rec.kind == "lesa":
+        if "gate_shares" in stats:
             for k, v in unary.gate_shares(rec).items():
                 s.add(("unary_binary", f"{label} (gate 1/(1+w))", k), v)
-        if rec.kind == "criss_cross":
+        if "loop_coverage" in stats:
             for k, v in cov.loop_coverage(rec, queries, seed=seed).items():
                 s.add(("coverage", k), v)
-        if rec.kind in PAIRWISE:
+        if "where" in stats:
             rows = where_attention_goes(rec, labels if labels is not None else fw.prediction, instances, queries,
                                         seed=seed, image_shape=fw.shape)
             for row in rows:  # every query counts: class means over all queries of all images
@@ -140,7 +142,7 @@ def analyse_forward(name: str, fw, module_io: dict | None, labels: np.ndarray | 
                 for k in ("own_class", "own_instance", "distance_px"):
                     if k in row:
                         s.add(("where", label, classes[row["class"]], k), row[k])
-        if rec.kind == "psa":
+        if "psa_weights" in stats:
             s.info[SEP.join(("psa", name, "mode"))] = rec.config["mode"]
             for branch, key in (("channel", "channel_weights"), ("spatial", "spatial_weights")):
                 s.add_distribution(("psa", name, branch), rec.data[key].cpu().numpy())

@@ -4,7 +4,7 @@ look identical locally, so telling them apart needs context from far across the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -136,13 +136,17 @@ class _Canvas:
             self.paint(b[0], None, rgb, label, inst, shade)
 
     def ellipse(self, cy, cx, ry, rx, rgb, label, inst=0, shade=None):
-        fn = lambda yy, xx: ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+        def fn(yy, xx):
+            return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+
         self.shape_(cy - ry, cy + ry, cx - rx, cx + rx, fn, rgb, label, inst, shade)
 
     def rounded_rect(self, y0, y1, x0, x1, rgb, label, inst=0, power=6.0):
         """Superellipse: a rectangle with rounded corners (car bodies, torsos)."""
         cy, cx, ry, rx = (y0 + y1) / 2, (x0 + x1) / 2, max((y1 - y0) / 2, 0.5), max((x1 - x0) / 2, 0.5)
-        fn = lambda yy, xx: np.abs((yy - cy) / ry) ** power + np.abs((xx - cx) / rx) ** power <= 1.0
+        def fn(yy, xx):
+            return np.abs((yy - cy) / ry) ** power + np.abs((xx - cx) / rx) ** power <= 1.0
+
         self.shape_(y0, y1, x0, x1, fn, rgb, label, inst)
 
     def trapezoid(self, y0, y1, top: tuple[float, float], bottom: tuple[float, float], rgb, label, inst=0):
@@ -350,7 +354,9 @@ def _draw_hedge(cv: _Canvas, rng, foot: float, cx: float, s: float, tint: np.nda
     phase = rng.uniform(0, 2 * np.pi)
     wave = 0.2 * height
     # 1 - |sin| gives a row of rounded bushes with notches between them.
-    fn = lambda yy, xx: yy >= foot - height + wave * (1.0 - np.abs(np.sin(freq * xx + phase)))
+    def fn(yy, xx):
+        return yy >= foot - height + wave * (1.0 - np.abs(np.sin(freq * xx + phase)))
+
     cv.shape_(foot - height, foot, cx - width / 2, cx + width / 2, fn, tint, VEGETATION,
               shade=cv.fields.foliage)
 

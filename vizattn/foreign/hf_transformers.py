@@ -4,6 +4,7 @@ eager or SDPA attention; and a local model directory (config.json + model.safete
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizattn.errors import VizattnError
+from vizattn.model import Provenance, adopt
 from vizattn.text import plain
 
 # the attention modules across transformers versions (4.x: *SelfAttention inside *Attention; 5.x: *Attention)
@@ -44,7 +46,7 @@ class HFSegmenter(nn.Module):
         labels = getattr(model.config, "id2label", None) or {}
         n = model.config.num_labels
         classes = [plain(labels.get(i, labels.get(str(i), f"class {i}")), 60) for i in range(n)]
-        from vizattn.foreign.mmseg import CITYSCAPES, CITYSCAPES_PALETTE, spread_palette
+        from vizattn.data.palettes import CITYSCAPES, CITYSCAPES_PALETTE, spread_palette
 
         palette = list(CITYSCAPES_PALETTE) if classes == list(CITYSCAPES) else spread_palette(n)
         self.card = {"name": name, "source": "transformers", "module": model.config.model_type,
@@ -58,14 +60,15 @@ class HFSegmenter(nn.Module):
         device = next(self.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        x = (x - torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
         logits = self(x)
         if progress:
             progress(1, 1)
         return F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
 
 
-def load_directory(path) -> nn.Module:
+def load_directory(path, sha256: str | None = None) -> nn.Module:
     """A local transformers model directory, offline: weights only from model.safetensors (never a pickle),
     no remote code. Semantic-segmentation models get `segment`; other models are returned as they are."""
     path = Path(path)
@@ -90,9 +93,13 @@ def load_directory(path) -> nn.Module:
         raise VizattnError(f"'{path}' could not be opened as a transformers model ({type(err).__name__}: "
                            f"{str(err)[:200]}).") from None
     model.eval()
+    provenance = Provenance("transformers folder", "transformers", path.name, sha256, "unknown (a transformers model)",
+                            f"{model.config.model_type} ({type(model).__name__})", "the folder's config.json",
+                            "the model's config (id2label)")
     if type(model).__name__.endswith("ForSemanticSegmentation"):
-        return HFSegmenter(model, _input_size(path, config), path.name).eval()
-    return model
+        seg = HFSegmenter(model, _input_size(path, config), path.name)
+        return adopt(seg, provenance, seg.card["classes"], seg.card["palette"])
+    return adopt(model, replace(provenance, classes_from="none (the model predicts no classes)"))
 
 
 def _input_size(path: Path, config: dict) -> tuple[int, int]:

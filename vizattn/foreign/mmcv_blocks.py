@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor, rows_spec
 from vizattn.foreign.observe import SKIP, SOFTMAX, UnmappedRecord, _batch
 from vizattn.modules.isa import ISARecord
 
@@ -23,8 +23,10 @@ def matches(module: nn.Module) -> bool:
 
 @dataclass
 class CrossRecord(AttentionRecord):
-    """mmcv's criss-cross softmax, B×H×W×(H+W): for each position, its column (H) then its row (W)."""
+    """mmcv's criss-cross softmax, B×H×W×(H+W): for each position, its column (H) then its row (W). One loop,
+    one softmax: a distribution, not a composition."""
 
+    family = "distribution"
     distribution_views = ("cross",)
 
     def views(self):
@@ -38,11 +40,16 @@ class CrossRecord(AttentionRecord):
         m[y, :] += row[h:]
         return m
 
+    def hover_spec(self, view):
+        return dict(f="cross", grid=list(self.grid), out=list(self.grid), apply=[1],
+                    loops=[Factor(self.data["rows"][0], True)])
+
 
 @dataclass
 class AnchorRowsRecord(AttentionRecord):
     """mmseg's ANN blocks: rows over the pyramid anchors (B×N×S), each spread over the pixels it pools."""
 
+    family = "anchors"
     distribution_views = ("all",)
 
     def views(self):
@@ -54,6 +61,10 @@ class AnchorRowsRecord(AttentionRecord):
         kh, kw = self.config["key_grid"]
         row = self.data["rows"][batch, y * self.grid[1] + x].float()
         return (row @ anchor_projection(kh, kw, self.config["sizes"], row.device, row.dtype)).view(kh, kw)
+
+    def hover_spec(self, view):
+        return rows_spec(self.grid, self.config["key_grid"], dict(rows=Factor(self.data["rows"][:1], True)),
+                         boxes=list(self.config["sizes"]))
 
 
 @dataclass
@@ -75,6 +86,12 @@ class ISARowsRecord(ISARecord):
         dh, dw = self.config["group"]
         oh, ow = self.config["lattice"]
         return self.data["short_rows"].view(-1, oh, ow, dh * dw, dh * dw)[batch, i, j, a * dw + b].view(dh, dw)
+
+    def hover_spec(self, view):
+        dh, dw = self.config["group"]
+        oh, ow = self.config["lattice"]
+        return self._hover_isa(view, dict(rows=Factor(self.data["long_rows"][: dh * dw], True)),
+                               dict(rows=Factor(self.data["short_rows"][: oh * ow], True)))
 
 
 def _enclosing(class_name: str):

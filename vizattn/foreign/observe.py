@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor, rows_spec
 from vizattn.errors import VizattnError
 
 # an interpreter's answer for a softmax it keeps for a later one (ISA's two steps make one record)
@@ -65,8 +65,10 @@ def fit_grid(length: int, hints: list[tuple[int, int]], max_extra: int = MAX_EXT
 class ForeignRecord(AttentionRecord):
     """Rows of a foreign module's attention. Data: `rows` (S×N×M as computed, S = batch·heads) or `q`/`k`
     (S×N×d, S×M×d) with config `scale`; optionally `values` (S×M×e) and `output` (S×N×e) to rebuild the
-    attention output. Config: heads, query grid and extra tokens, key grid and extra tokens, family, note."""
+    attention output. Config: heads, query grid and extra tokens, key grid and extra tokens, family (the
+    module's library and class, as `kind`), query_independent."""
 
+    family = "distribution"
     outside_label = "the class/register tokens set aside"
 
     def views(self):
@@ -84,6 +86,31 @@ class ForeignRecord(AttentionRecord):
     @property
     def default_view(self):
         return self.views()[-1]
+
+    def note(self, view=None) -> str:
+        """What differs from a plain map over the query grid (the same caption for every view)."""
+        c = self.config
+        parts = []
+        if c.get("key_grid") != self.grid:
+            parts.append(f"keys on a {c['key_grid'][0]}×{c['key_grid'][1]} grid (queries {self.grid[0]}×{self.grid[1]})")
+        if c.get("key_extra"):
+            parts.append(f"{c['key_extra']} leading token(s) set aside (class/register); their share is reported")
+        if c.get("query_independent"):
+            parts.append("one query for all positions: the same map for every pixel")
+        return (f"{c.get('family', self.kind)}: " + "; ".join(parts) + ".") if parts else ""
+
+    def hover_spec(self, view):
+        heads = self.config["heads"]
+        if "rows" in self.data:
+            src = dict(rows=Factor(self.data["rows"][:heads], True))
+        else:
+            src = dict(q=Factor(self.data["q"][:heads]), k=Factor(self.data["k"][:heads]),
+                       scale=float(self.config["scale"]))
+            if "mask" in self.data:
+                src["bias"] = Factor(self.data["mask"][:heads])
+        return rows_spec(self.grid, self.config["key_grid"], src, heads, -1 if view == "mean" else int(view[4:]),
+                         self.config["query_extra"], self.config["key_extra"],
+                         bool(self.config.get("query_independent")))
 
     def _rows(self, y: int, x: int, batch: int) -> torch.Tensor:
         """heads × M: the full rows (extra key tokens included) of query cell (y, x)."""
@@ -123,9 +150,12 @@ class ForeignRecord(AttentionRecord):
 
 @dataclass
 class UnmappedRecord(AttentionRecord):
-    """A softmax inside a chosen module whose length fits no grid: kept, and said so, never guessed."""
+    """A softmax inside a chosen module whose length fits no grid: kept, and said so, never guessed. It has no
+    views, so no panel, caption, statistic or browser formula."""
 
     reason: str = ""
+
+    family = "distribution"  # a softmax's rows, on no grid
 
     def views(self):
         return ()
@@ -284,19 +314,6 @@ def rows_record(call: _Call, data: dict, n: int, m: int, scale: float, batch: in
     config = {"heads": heads, "query_extra": qe, "key_extra": ke, "key_grid": kg, "scale": scale,
               "family": kind, "query_independent": n == 1}
     return ForeignRecord(kind, qg, batch, data, config)
-
-
-def note_for(rec: AttentionRecord) -> str:
-    c = rec.config
-    parts = []
-    if isinstance(rec, ForeignRecord):
-        if c.get("key_grid") != rec.grid:
-            parts.append(f"keys on a {c['key_grid'][0]}×{c['key_grid'][1]} grid (queries {rec.grid[0]}×{rec.grid[1]})")
-        if c.get("key_extra"):
-            parts.append(f"{c['key_extra']} leading token(s) set aside (class/register); their share is reported")
-        if c.get("query_independent"):
-            parts.append("one query for all positions: the same map for every pixel")
-    return (f"{c.get('family', rec.kind)}: " + "; ".join(parts) + ".") if parts else ""
 
 
 def reconstruction(rec: ForeignRecord) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -16,7 +16,7 @@ from vizattn.modules.base import AttentionModule
 def receptive_field(net: nn.Module, size: int = 257, forward=None) -> int:
     """Side (px) of the square input window that can influence the centre output position."""
     net = copy.deepcopy(net).eval()
-    for name, m in list(net.named_modules()):
+    for m in list(net.modules()):
         for cname, child in list(m.named_children()):
             if isinstance(child, AttentionModule) or child.__class__.__name__ == "ANNContext":
                 setattr(m, cname, _PassThrough())

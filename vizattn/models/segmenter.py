@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
 from vizattn import schema
 from vizattn.errors import VizattnError
+from vizattn.data import CLASSES, PALETTE
+from vizattn.model import Provenance, to_tensor
 from vizattn.models.backbone import Backbone
 from vizattn.modules import create_attention
 from vizattn.modules.base import conv_bn_relu
@@ -93,12 +96,19 @@ class Segmenter(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
+        # the interface of vizattn.model; zoo.load gives a loaded model its full provenance
+        self.classes, self.palette = list(CLASSES), np.asarray(PALETTE, np.uint8)
+        self.provenance = Provenance("built in Python", "vizattn", cfg.head, architecture=f"{cfg.head} head")
         self.backbone = Backbone(cfg.widths, cfg.dilation)
         self.head = Head(cfg, self.backbone.high_channels, self.backbone.low_channels)
 
     def forward(self, x):
         low, high = self.backbone(x)
         return F.interpolate(self.head(low, high), size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    def segment(self, image, progress=None):
+        """1×K×H×W logits for one H×W×3 uint8 image (vizattn.model's interface)."""
+        return self(to_tensor(image).to(next(self.parameters()).device))
 
 
 # what a checkpoint's vizattn configuration may say: every field typed and bounded (see vizattn.schema)

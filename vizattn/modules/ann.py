@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor, rows_spec
 from vizattn.modules.base import AttentionModule, attend, conv_bn_relu, detach, inv_sqrt, softmax_row
 
 PYRAMID = (1, 3, 6, 8)
@@ -50,7 +50,13 @@ def level_range(sizes, level: int) -> tuple[int, int]:
 
 @dataclass
 class AnchorRecord(AttentionRecord):
-    """Data: q (B×N×d), anchor keys (B×S×d), values on the key grid (B×C×H×W), context (B×C×H×W)."""
+    """APNB's attention to its own feature's pyramid anchors. Data: q (B×N×d), anchor keys (B×S×d), values on
+    the key grid (B×C×H×W), context (B×C×H×W)."""
+
+    family = "anchors"
+    statistics = ("query_independence", "where")
+    notes = {"all": "110 pyramid anchors (1, 3, 6, 8), each weight spread over the pixels it averages."}
+    default_view = "all"
 
     def views(self):
         return tuple(f"level{s}" for s in self.config["sizes"]) + ("all",)
@@ -58,10 +64,6 @@ class AnchorRecord(AttentionRecord):
     @property
     def distribution_views(self):
         return ("all",)
-
-    @property
-    def default_view(self):
-        return "all"
 
     def anchor_weights(self, y: int, x: int, batch: int = 0) -> dict[int, torch.Tensor]:
         """The 110 anchor weights of query (y, x), split per pyramid level as s×s grids."""
@@ -88,8 +90,23 @@ class AnchorRecord(AttentionRecord):
         proj = anchor_projection(kh, kw, self.config["sizes"], row.device, row.dtype)
         return (row @ proj).view(kh, kw)
 
+    def hover_spec(self, view):
+        sizes, key_grid = list(self.config["sizes"]), self.config["key_grid"]
+        keep = None if view == "all" else list(level_range(sizes, int(view[5:])))
+        src = dict(q=Factor(self.data["q"][:1]), k=Factor(self.data["k"][:1]), scale=float(self.config["scale"]))
+        return rows_spec(self.grid, key_grid, src, keep=keep, boxes=sizes)
+
     def reconstruction(self):
         return {"all": (self.data["values"], self.data["context"])}
+
+
+@dataclass
+class FusionAnchorRecord(AnchorRecord):
+    """AFNB's attention: high-level queries to the anchors of the low-level feature. Its keys are not the
+    queries' own feature, so it is left out of the statistics of a feature attending to itself."""
+
+    statistics = ()
+    notes = {"all": "110 anchors of the low-level feature, each weight spread over the pixels it averages."}
 
 
 class _AnchorAttention(nn.Module):
@@ -112,7 +129,7 @@ class _AnchorAttention(nn.Module):
         k = pyramid_pool(self.key(low), self.sizes)
         values = self.value(low)
         ctx = rearrange(attend(q, k, pyramid_pool(values, self.sizes), self.scale), "b (h w) c -> b c h w", h=h, w=w)
-        module.emit(lambda: AnchorRecord(
+        module.emit(lambda: module.record_type(
             module.kind, (h, w), b, detach(q=q, k=k, values=values, context=ctx),
             {"sizes": self.sizes, "scale": self.scale, "key_grid": tuple(low.shape[2:])},
         ))
@@ -123,6 +140,7 @@ class APNB(AttentionModule):
     """Asymmetric pyramid non-local block: self-attention of a feature to its own pyramid anchors."""
 
     kind = "apnb"
+    record_type = AnchorRecord
 
     def __init__(self, channels: int, key_channels: int | None = None, value_channels: int | None = None,
                  sizes=PYRAMID):
@@ -139,6 +157,7 @@ class AFNB(AttentionModule):
     """Asymmetric fusion non-local block: high-level queries attend to the low-level feature's anchors."""
 
     kind = "afnb"
+    record_type = FusionAnchorRecord
 
     def __init__(self, channels: int, low_channels: int | None = None, key_channels: int | None = None,
                  value_channels: int | None = None, sizes=PYRAMID):

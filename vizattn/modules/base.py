@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizattn.capture import AttentionRecord, active_sessions
+from vizattn.records import AttentionRecord, active_sessions
 
 # The papers measured a dense non-local block that materialises the N×N affinity; PyTorch's fused kernel
 # never does. Benchmarks switch to the dense path to compare like with like; the maps are the same.
@@ -65,10 +65,9 @@ def inv_sqrt(d: int) -> float:
 class AttentionModule(nn.Module):
     """Base of every context module: `forward` returns only the output; internals go to `emit`."""
 
+    #: what the module is called (the records' `kind`); what its maps are, which statistics apply to them,
+    #: their captions and the browser's formula live on the record class it emits
     kind: str = ""
-    #: how a query position is shown: "pairwise" (a map per query), "global" (one map for all queries),
-    #: or "channel" (weights over channels, no spatial map per query)
-    family: str = "pairwise"
 
     def emit(self, make_record: Callable[[], AttentionRecord]) -> None:
         """Hand a record to every capture session that owns this module; built only if one does."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor
 from vizattn.modules.base import AttentionModule, detach
 
 
@@ -38,6 +38,11 @@ def spread(mass: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
 class CrissCrossRecord(AttentionRecord):
     """Data: att{r}, v{r}, out{r} per loop r = 1..R (att B×H×W×(H+W), v/out B×C×H×W before gamma)."""
 
+    family = "composition"
+    statistics = ("query_independence", "loop_coverage", "where")
+    notes = {"effective": "Composition of the loops' affinities; the residual between loops is left out."}
+    default_view = "effective"
+
     def views(self):
         return tuple(f"loop{r}" for r in range(1, self.config["recurrence"] + 1)) + ("effective",)
 
@@ -54,6 +59,12 @@ class CrissCrossRecord(AttentionRecord):
         for r in loops:
             mass = spread(mass, self.data[f"att{r}"][batch])
         return mass
+
+    def hover_spec(self, view):
+        loops = self.config["recurrence"]
+        apply = list(range(loops, 0, -1)) if view == "effective" else [int(view[4:])]
+        return dict(f="cross", grid=list(self.grid), out=list(self.grid), apply=apply,
+                    loops=[Factor(self.data[f"att{r}"][0], True) for r in range(1, loops + 1)])
 
     def reconstruction(self):
         return {f"loop{r}": (self.data[f"v{r}"], self.data[f"out{r}"]) for r in range(1, self.config["recurrence"] + 1)}

@@ -11,7 +11,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, const_spec
 from vizattn.errors import VizattnError
 from vizattn.modules.base import AttentionModule, detach
 
@@ -20,6 +20,9 @@ from vizattn.modules.base import AttentionModule, detach
 class GlobalMaskRecord(AttentionRecord):
     """Data: mask (B×H×W, sums to 1), values x (B×C×H×W), context (B×C×1×1) = Σ mask·x."""
 
+    family = "distribution"  # a softmax over positions, the same for every query
+    statistics = ("query_independence",)
+    notes = {"*": "GC's mask is query-independent: every pixel gets this same map."}
     query_independent_views = ("mask",)
     distribution_views = ("mask",)
 
@@ -28,6 +31,9 @@ class GlobalMaskRecord(AttentionRecord):
 
     def _query_map(self, y, x, view, batch):
         return self.data["mask"][batch]
+
+    def hover_spec(self, view):
+        return const_spec(self.grid, self.data["mask"][0])
 
     def reconstruction(self):
         h, w = self.grid
@@ -45,7 +51,6 @@ def _transform(channels: int, inner: int) -> nn.Sequential:
 
 class GlobalContext(AttentionModule):
     kind = "gc"
-    family = "global"
 
     def __init__(self, channels: int, ratio: float = 1 / 4, pooling: str = "att",
                  fusion: tuple[str, ...] = ("channel_add",)):

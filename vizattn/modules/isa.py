@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor
 from vizattn.modules.base import AttentionModule, attend, conv_bn_relu, detach, inv_sqrt, softmax_row
 
 # Long-range groups: a fixed offset (a, b) inside every block; members spaced dh, dw apart on an oh×ow lattice.
@@ -46,6 +46,10 @@ class GroupAttention(nn.Module):
 class ISARecord(AttentionRecord):
     """Data: q/k of each step in group layout, values and outputs on the padded grid; config: group, pad."""
 
+    family = "composition"
+    statistics = ("query_independence", "where")
+    notes = {"effective": "Routing composition A_S·A_L; the projections between the two steps are left out."}
+    default_view = "effective"
     query_independent_views = ()
 
     def views(self):
@@ -67,8 +71,8 @@ class ISARecord(AttentionRecord):
         if not self.padded:
             return 0.0
         m = self._padded_map(int(y) + self.config["pad"][0], int(x) + self.config["pad"][2], view, int(batch))
-        t, _, l, _ = self.config["pad"]
-        inside = m[t : t + self.grid[0], l : l + self.grid[1]].sum()
+        top, _, left, _ = self.config["pad"]
+        inside = m[top : top + self.grid[0], left : left + self.grid[1]].sum()
         return float((m.sum() - inside).clamp_min(0))
 
     def query_map(self, y, x, view=None, batch=0, padded: bool = False):
@@ -76,8 +80,8 @@ class ISARecord(AttentionRecord):
         view = self._check(y, x, view, batch)
         m = self._padded_map(int(y) + self.config["pad"][0], int(x) + self.config["pad"][2], view, int(batch))
         if not padded:
-            t, _, l, _ = self.config["pad"]
-            m = m[t : t + self.grid[0], l : l + self.grid[1]]
+            top, _, left, _ = self.config["pad"]
+            m = m[top : top + self.grid[0], left : left + self.grid[1]]
         return m.detach().to("cpu", torch.float64).numpy()
 
     def _like(self) -> torch.Tensor:
@@ -117,6 +121,22 @@ class ISARecord(AttentionRecord):
             s = self._short_row(i, j, a, b, batch)
             m = rearrange(s[:, :, None, None] * self._long_rows(i, j, batch), "dh dw oh ow -> oh dh ow dw")
         return m.reshape(oh * dh, ow * dw)
+
+    def _hover_isa(self, view, long: dict, short: dict) -> dict:
+        """The browser's "isa" formula over the two steps' sources (q/k with a scale, or precomputed rows)."""
+        return dict(f="isa", grid=list(self.grid), out=list(self.grid), view=view, long=long, short=short,
+                    group=list(self.config["group"]), lattice=list(self.config["lattice"]),
+                    pad=list(self.config["pad"]))
+
+    def hover_spec(self, view):
+        dh, dw = self.config["group"]
+        oh, ow = self.config["lattice"]
+        return self._hover_isa(
+            view,
+            dict(q=Factor(self.data["q_long"][: dh * dw]), k=Factor(self.data["k_long"][: dh * dw]),
+                 scale=float(self.config["scale_long"])),
+            dict(q=Factor(self.data["q_short"][: oh * ow]), k=Factor(self.data["k_short"][: oh * ow]),
+                 scale=float(self.config["scale_short"])))
 
     def reconstruction(self):
         return {

@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor, rows_spec
 from vizattn.errors import VizattnError
 from vizattn.modules.base import AttentionModule, attend, detach, softmax_row
 
@@ -23,16 +23,16 @@ class LESARecord(AttentionRecord):
     unary and gate (B×C×H×W); with the relative-position term also rel_q/rel_k (d×(2N−1)) and
     term_scale (3×heads: the normalised weights of q·k, q·r and k·r)."""
 
+    family = "distribution"
+    statistics = ("query_independence", "unary_share", "gate_shares", "where")
+    default_view = "mean"
+
     def views(self):
         return tuple(f"head{i}" for i in range(self.config["heads"])) + ("mean",)
 
     @property
     def distribution_views(self):
         return self.views()
-
-    @property
-    def default_view(self):
-        return "mean"
 
     def _rows(self, i: int, batch: int) -> torch.Tensor:
         """heads×N attention rows of query position i."""
@@ -52,6 +52,13 @@ class LESARecord(AttentionRecord):
         h, w = self.grid
         rows = self._rows(y * w + x, batch)
         return (rows.mean(0) if view == "mean" else rows[int(view[4:])]).reshape(h, w)
+
+    def hover_spec(self, view):
+        src = dict(q=Factor(self.data["q"][0]), k=Factor(self.data["k"][0]), scale=1.0)
+        if "rel_q" in self.data:
+            src.update(rel_q=Factor(self.data["rel_q"]), rel_k=Factor(self.data["rel_k"]),
+                       terms=Factor(self.data["term_scale"]))
+        return rows_spec(self.grid, self.grid, src, self.config["heads"], -1 if view == "mean" else int(view[4:]))
 
     def gate_at(self, y: int, x: int, batch: int = 0) -> torch.Tensor:
         """The fusion gate w (C values) at grid position (y, x)."""

@@ -10,15 +10,19 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor, rows_spec
 from vizattn.modules.base import AttentionModule, attend, detach, inv_sqrt, softmax_row
 
 
 @dataclass
 class PairwiseRecord(AttentionRecord):
-    """A dense affinity softmax(q·kᵀ·scale) kept as its factors: data q, k (B×N×d), v, out (B×N×e)."""
+    """A dense affinity softmax(q·kᵀ·scale) kept as its factors: data q, k (B×N×d), v, out (B×N×e).
+    The non-local block's and DANet's position attention (`view_name` "position")."""
 
     view_name: str = "attention"
+
+    family = "distribution"
+    statistics = ("query_independence", "unary_share", "where")
 
     def views(self):
         return (self.view_name,)
@@ -27,6 +31,10 @@ class PairwiseRecord(AttentionRecord):
         h, w = self.grid
         q = self.data["q"][batch, y * w + x]
         return softmax_row(q, self.data["k"][batch], self.config["scale"]).reshape(h, w)
+
+    def hover_spec(self, view):
+        src = dict(q=Factor(self.data["q"][:1]), k=Factor(self.data["k"][:1]), scale=float(self.config["scale"]))
+        return rows_spec(self.grid, self.grid, src)
 
     def reconstruction(self):
         h, w = self.grid

@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, const_spec
 from vizattn.errors import VizattnError
 from vizattn.modules.base import AttentionModule, detach
 
@@ -30,6 +30,9 @@ class PSARecord(AttentionRecord):
     B×H×W over positions (official parallel), B×C/2×H×W per channel over positions (official sequential),
     or B×C/2 over channels (paper)."""
 
+    family = "gate"
+    statistics = ("psa_weights",)
+    notes = {"*": "PSA has no pairwise map: its spatial and channel weights are the same for every query."}
     query_independent_views = ("spatial", "spatial_softmax", "channel_pool")
 
     def views(self):
@@ -44,6 +47,9 @@ class PSARecord(AttentionRecord):
     def _query_map(self, y, x, view, batch):
         return self.data[{"spatial": "spatial_weights"}.get(view, view)][batch]
 
+    def hover_spec(self, view):
+        return const_spec(self.grid, self.data[{"spatial": "spatial_weights"}.get(view, view)][0])
+
     def reconstruction(self):
         h, w = self.grid
         return {"channel_pool": (self.data["channel_values"], self.data["channel_context"].expand(-1, -1, h, w))}
@@ -51,7 +57,6 @@ class PSARecord(AttentionRecord):
 
 class PolarizedSelfAttention(AttentionModule):
     kind = "psa"
-    family = "channel"
 
     def __init__(self, channels: int, mode: str = "parallel", variant: str = "official"):
         super().__init__()

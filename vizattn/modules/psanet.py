@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizattn.capture import AttentionRecord
+from vizattn.records import AttentionRecord, Factor
 from vizattn.errors import VizattnError
 from vizattn.modules.base import AttentionModule, conv_bn_relu, detach
 
@@ -46,6 +46,8 @@ class PSANetRecord(AttentionRecord):
     """Data: B×M×h×w mask logits per direction (collect / distribute), values and outputs (B×C×h×w) per
     direction; config: mask (mh, mw). Rows are built on demand from the logits (never the N×N matrices)."""
 
+    family = "distribution"
+
     def views(self):
         return tuple(self.config["directions"])
 
@@ -63,6 +65,10 @@ class PSANetRecord(AttentionRecord):
         else:  # query j receives from every b: logits[offset(j − b), b], softmax over b
             row = logits[channel[j], torch.arange(h * w, device=logits.device)].masked_fill(~inside[j], 0.0)
         return torch.softmax(row, dim=0).view(h, w)
+
+    def hover_spec(self, view):
+        return dict(f="psanet", grid=list(self.grid), out=list(self.grid), direction=view,
+                    mask=list(self.config["mask"]), logits=Factor(self.data[f"logits_{view}"][0].flatten(1)))
 
     def reconstruction(self):
         return {v: (self.data[f"values_{v}"], self.data[f"out_{v}"]) for v in self.views()}

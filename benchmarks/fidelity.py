@@ -12,7 +12,7 @@ import importlib
 import sys
 import types
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -283,7 +283,6 @@ class _FirstHalf(nn.Module):
 def _rows_psanet(logged, rec, b, y, x):
     h, w = rec.grid
     col, dis = logged  # B×N×h×w after PSAMask and softmax over dim 1
-    j = y * w + x
     return [(rec.query_map(y, x, "collect", b), col[b, :, y, x].reshape(h, w).numpy()),
             (rec.query_map(y, x, "distribute", b), dis[b, :, y, x].reshape(h, w).numpy())]
 
@@ -308,7 +307,7 @@ class _Equations(nn.Module):
 
 def _build_equations(kind: str, **options):
     def build(mm, c):
-        from vizattn.bench.equations import lesa_reference, psa_reference
+        from benchmarks.equations import lesa_reference, psa_reference
 
         ours = create_attention(kind, c, **options)
         return _Equations(ours, psa_reference if kind == "psa" else lesa_reference), ours, None

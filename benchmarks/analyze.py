@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from vizattn.analyze import Job, analyze
-from vizattn.bench.measure import peak_memory_mib
+from benchmarks.measure import peak_memory_mib
 
 SPEED_HEADER = ["engine", "workers", "images", "wall s", "images/s"]
 MEMORY_HEADER = ["images", "wall s", "extra peak MiB (one process)"]

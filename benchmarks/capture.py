@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from vizattn.bench.measure import peak_memory_mib
+from benchmarks.measure import peak_memory_mib
 from vizattn.capture import capture
 from vizattn.modules import create_attention
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vizattn.tables import markdown_table  # noqa: F401 (the benchmarks print through it)
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -62,10 +64,3 @@ def measure(fn, device: torch.device, warmup: int, repeats: int) -> tuple[float,
             fn()
         peak = peak_memory_mib(timed, device)
     return statistics.median(times), min(times), peak
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    fmt = lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)

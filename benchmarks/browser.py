@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -26,18 +26,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(timeout: float = 60.0, times: dict | None = None):
-    """A Streamlit server of app.py on a free port of 127.0.0.1, yielded once healthy. `times["launched"]`
-    receives the perf_counter time of the launch."""
+def app_server(timeout: float = 60.0, times: dict | None = None, script: Path | None = None,
+               vizattn_app: bool = False, env: dict | None = None):
+    """A Streamlit server on a free port of 127.0.0.1, yielded once healthy: `streamlit run app.py` (or another
+    `script`), or `vizattn app` from the installed package. `times["launched"]` receives the perf_counter time
+    of the launch."""
     port = free_port()
     if times is not None:
         times["launched"] = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    if vizattn_app:
+        cmd = [sys.executable, "-m", "vizattn.cli", "app", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app.py"), "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

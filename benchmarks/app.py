@@ -14,12 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from vizattn.bench.browser import (app_server, browser_page, click_image, marker, open_tab, panel_grid, wait_change,
+from benchmarks.browser import (app_server, browser_page, click_image, marker, open_tab, panel_grid, wait_change,
                                    wait_grid, wait_idle)
 
 HEADER = ["image", "panels", "factors MiB", "moves", "hover p50 ms", "hover p90 ms", "hover max ms",
           "clicks", "click p50 ms", "click p90 ms"]
-COLD_HEADER = ["run", "server healthy s", "page usable s", "first map s"]
+COLD_HEADER = ["started as", "run", "server healthy s", "page usable s", "first map s", "first map ÷ one-line page"]
+ONE_LINE = 'import streamlit as st\nst.write("one line")\n'  # the baseline: Streamlit itself, started the same way
 
 
 def _pixel_text(marker_text: str) -> str:
@@ -76,20 +77,35 @@ def _measure(page, label: str, moves: int, clicks: int) -> list:
 
 
 def cold_start(runs: int = 2) -> list[list]:
-    """Seconds from launching the server to: its health check answering, the page usable (the sidebar's
-    model picker shown), the first attention map painted. Each run starts a fresh server process."""
-    rows = []
-    with browser_page(1400, 1000) as page:
+    """Seconds from launching the server to: its health check answering, the page usable (the sidebar's model
+    picker shown), the first attention map painted; for `streamlit run app.py`, `vizattn app` and a one-line
+    Streamlit page started the same way in the same run (its first paint: the line shown), interleaved run by run
+    so that a noisy machine weighs on all three alike. The last column: first map ÷ the one-line page's first
+    paint (medians over the runs for the ratio rows)."""
+    rows, firsts = [], {}
+    with tempfile.TemporaryDirectory() as tmp, browser_page(1400, 1000) as page:
+        one_line = Path(tmp) / "one_line.py"
+        one_line.write_text(ONE_LINE)
+        variants = (("one-line page", dict(script=one_line), "one line"),
+                    ("streamlit run app.py", {}, None), ("vizattn app", dict(vizattn_app=True), None))
         for run in range(1, runs + 1):
-            times: dict = {}
-            with app_server(times=times) as url:
-                healthy = time.perf_counter() - times["launched"]
-                page.goto(url)
-                page.get_by_text("Bundled model").wait_for(timeout=120_000)
-                usable = time.perf_counter() - times["launched"]
-                panel_grid(page).locator("body[data-rendered]").wait_for(state="attached", timeout=120_000)
-                first = time.perf_counter() - times["launched"]
-            rows.append([run, healthy, usable, first])
+            for label, how, text in variants:
+                times: dict = {}
+                with app_server(times=times, **how) as url:
+                    healthy = time.perf_counter() - times["launched"]
+                    page.goto(url)
+                    page.get_by_text(text or "Bundled model").first.wait_for(timeout=120_000)
+                    usable = time.perf_counter() - times["launched"]
+                    if text is None:
+                        panel_grid(page).locator("body[data-rendered]").wait_for(state="attached", timeout=120_000)
+                    first = time.perf_counter() - times["launched"]
+                firsts.setdefault(label, []).append(first)
+                rows.append([label, run, healthy, usable, first, ""])
+    base = statistics.median(firsts["one-line page"])
+    for row in rows:
+        row[5] = round(row[4] / base, 2)
+    for label, values in firsts.items():
+        rows.append([f"{label} (median)", "", "", "", statistics.median(values), round(statistics.median(values) / base, 2)])
     return rows
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from vizattn.bench.measure import measure
+from benchmarks.measure import measure
 from vizattn.capture import capture
 from vizattn.foreign.mmseg import HEAD_NAMES, MMSegConfig, MMSegModel
 
@@ -33,5 +33,5 @@ def run(heads=None, sizes=((512, 1024), (1024, 2048)), repeats: int = 1, device:
         cap_ms, _, cap_mib = measure(captured, dev, 0, repeats)
         rows.append([f"{HEAD_NAMES[head]} ({head})", f"{size[0]}×{size[1]}", plain_ms / 1000, plain_mib,
                      cap_ms / 1000, cap_mib])
-        del model
+        model = None  # freed before the next head is built
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from vizattn.bench.measure import measure
+from benchmarks.measure import measure
 from vizattn.capture import capture
 
 HEADER = ["model", "input", "attention", "forward s", "extra peak MiB", "forward with capture s",

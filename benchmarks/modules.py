@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from vizattn.bench.measure import analytic_gflops, markdown_table, measure
+from benchmarks.measure import analytic_gflops, markdown_table, measure
 from vizattn.modules import create_attention, dense_attention
 
 INNER = 256  # key/value width the ANN and ISA papers give every block, so only the pattern differs
@@ -88,7 +88,7 @@ def run(setups=SETUPS, entries=ENTRIES, warmup: int = 1, repeats: int = 2, devic
             median, _, peak = measure(call, dev, warmup, repeats)
         except (RuntimeError, MemoryError) as err:  # one module out of memory must not lose the whole table
             rows.append([f"{setup.paper} {c}×{h}×{w}", label, f"failed: {str(err).splitlines()[0][:60]}", "", gflops, "", "", ""])
-            del module, x
+            module = x = None  # freed before the next entry is built
             continue
         if label == "nonlocal (dense)":
             reference[key] = (median, peak, gflops)
@@ -97,7 +97,7 @@ def run(setups=SETUPS, entries=ENTRIES, warmup: int = 1, repeats: int = 2, devic
             f"{setup.paper} {c}×{h}×{w}", label, median, peak, gflops,
             ref_t / median, ref_m / max(peak, 1e-3), f"{100 * (1 - gflops / ref_f):.0f}%",
         ])
-        del module, x
+        module = x = None  # freed before the next entry is built
     if out_dir is not None:
         import io
 

@@ -1,0 +1,39 @@
+"""`package.module:function` factories for tests: models that fail in the ways a user's own model can."""
+import time
+
+import torch
+from torch import nn
+
+
+class _Broken(nn.Module):
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.steps = nn.ModuleList(nn.Conv2d(3, 3, 1) for _ in range(6))
+
+    def forward(self, x):
+        for step in self.steps:
+            if self.mode == "slow":
+                time.sleep(0.4)  # a model that reports no progress of its own
+            x = step(x)
+        if self.mode == "nan":
+            return torch.full((1, 9, *x.shape[2:]), float("nan"))
+        if self.mode == "fails":
+            raise RuntimeError("shapes do not fit")
+        return x[:, :3].repeat(1, 3, 1, 1)
+
+
+def nan_model():
+    return _Broken("nan")
+
+
+def failing_model():
+    return _Broken("fails")
+
+
+def slow_model():
+    return _Broken("slow")
+
+
+def plain_model():
+    return _Broken("ok")

@@ -1,0 +1,135 @@
+"""Everything the page keeps between reruns and sessions: loaded models, decoded uploads, forwards, encoded
+photos and the grid's factors (st.cache_resource / st.cache_data), and a refusal kept like a result."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from vizattn.errors import VizattnError
+from vizattn.guard import FORWARD_BUDGET_S, WorkGuard
+from vizattn.io import read_image
+from vizattn.sources import ImageSource, image_source
+from vizattn.viz.panel_grid import live_factors, photo_uri
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading model…")
+def bundled_model(name: str):
+    from vizattn.zoo import load
+
+    return load(name)
+
+
+def refusal_kept(fn, *args, **kwargs):
+    """fn's result, or its refusal returned instead of raised: inside a cached function, a rerun or a second
+    session with the same input gets the sentence again at once instead of reading a 500 MB file again."""
+    try:
+        return fn(*args, **kwargs)
+    except VizattnError as err:
+        return err
+
+
+def loaded(result):
+    """A cached result, or the cached refusal raised again as the one sentence it was."""
+    if isinstance(result, VizattnError):
+        raise result
+    return result
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
+def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+    from vizattn.zoo import load
+
+    return refusal_kept(load, _data, file_name=file_name, head=head)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
+def path_model(path: str, mtime: float, head: str | None = None):
+    from vizattn.zoo import load
+
+    return refusal_kept(load, path, head=head)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the image…")
+def decoded_upload(digest: str, _data: bytes, file_name: str):
+    """An uploaded image decoded once per content (or its refusal), not on every rerun."""
+    return refusal_kept(read_image, _data, file_name)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
+def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
+    """One forward pass with capture per (model, image), keyed by ids and a content hash, never the array.
+    Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
+    from vizattn.explore import run_model
+
+    bar = st.empty()
+    try:
+        # forwards take turns, each within a time budget (vizattn.guard); a session that has to wait says so
+        with work_guard(forward_budget_s()).slot(lambda: bar.info("Waiting for another session's model to finish…")) as deadline:
+            def progress(done: int, total: int) -> None:
+                deadline.check()
+                bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
+
+            return refusal_kept(run_model, _model, _image, progress)  # a rerun does not spend the budget again
+    finally:
+        bar.empty()
+
+
+@st.cache_resource
+def work_guard(budget_s: float = FORWARD_BUDGET_S) -> WorkGuard:
+    """One guard for every session of this server process."""
+    return WorkGuard(budget_s)
+
+
+def forward_budget_s() -> float:
+    """The time budget of one forward or attribution: VIZATTN_FORWARD_BUDGET_S (1 s … 1 h) where the operator
+    set it, else vizattn.guard's default."""
+    import os
+
+    try:
+        return min(3600.0, max(1.0, float(os.environ["VIZATTN_FORWARD_BUDGET_S"])))
+    except (KeyError, ValueError):
+        return FORWARD_BUDGET_S
+
+
+def prepare_default(model: str = "criss_cross", spec: str = "scene:1000000007", size: int = 384) -> None:
+    """Import PyTorch, load the default model and run its first forward into the caches the page reads, while
+    the server starts (`vizattn app`); waits for Streamlit's runtime so the caches are the page's own."""
+    import time
+
+    from streamlit.runtime import Runtime
+
+    for _ in range(600):  # the server starts within seconds; give up after a minute
+        if Runtime.exists():
+            break
+        time.sleep(0.1)
+    else:
+        return
+    src = scene(spec, size)
+    forward_for(model, src.key, bundled_model(model), src.image)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def scene(spec: str, size: int) -> ImageSource:
+    return image_source(spec, size)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_photo(image_key: str, under: str, _image: np.ndarray) -> str:
+    """The photo under every panel, encoded once per image and backdrop (keyed by content hash, never the array)."""
+    return photo_uri(_image, under=under)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def hover_factors(grid_key: str, _chosen):
+    """The records' factors the grid computes rows from (hover-follow), packed once per (models, image, views):
+    a click only moves the pinned query. None over the size budget (the server then draws each query)."""
+    return live_factors(_chosen)
+
+
+@st.cache_data(max_entries=32, show_spinner="Analysing this image…")
+def image_analyses(forward_key: str, _fw, _labels, _instances) -> dict:
+    """The report's per-image statistics for one (model, image), by the same code as `vizattn report` and
+    `vizattn analyze` (vizattn.analysis.summary); they do not depend on the clicked pixel, so a click reuses them."""
+    from vizattn.analysis.summary import analyse_forward, sections
+
+    return sections(analyse_forward("model", _fw, None, _labels, _instances, _fw.classes, 48, seed=0))

@@ -1,0 +1,100 @@
+"""What a click changes: the clickable image beside the open tab (the Attention panels first), the query line,
+the prediction, ground truth and confidence behind an expander, and the tabs (a Streamlit fragment)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from vizattn.app.cache import bundled_model, forward_for, loaded
+from vizattn.app.errors import one_sentence
+from vizattn.app.pure import confidence_image, has_truth, side_by_side_css
+from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
+from vizattn.app.sections.analysis import analysis_view
+from vizattn.app.sections.attention import attention_view
+from vizattn.app.sections.compare import compare_view
+from vizattn.app.sections.export import export_view
+from vizattn.app.sections.statistics import statistics_view
+from vizattn.data import CLASSES as SCENE_CLASSES
+from vizattn.text import markdown_text
+from vizattn.viz.overlay import heat_overlay, label_overlay
+
+SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export")
+
+
+@st.fragment
+def explore(model_key, model_label, model, src, opts):
+    """Everything a click changes. A click reruns only this fragment (not the sidebar), and only the open
+    section is computed and sent: the browser redraws what the person is looking at, nothing else."""
+    with one_sentence():  # a fragment's errors never reach the script's handler: shown here, as sentences
+        _explore(model_key, model_label, model, src, opts)
+
+
+def _explore(model_key, model_label, model, src, opts):
+    from vizattn.explore import panels, unmapped
+
+    if model is None:  # a bundled model, loaded on first use
+        model = bundled_model(model_key)
+    fw = loaded(forward_for(model_key, src.key, model, src.image))
+    st.session_state["forward_key"] = f"{model_key}|{src.key}"
+    y, x = current_pixel(fw.shape)
+    chosen = panels(fw, y, x) if fw.records else []
+    main = chosen[0] if chosen else None  # the first module's main view: panels() puts main views first
+    truth = has_truth(src.labels, fw.classes, SCENE_CLASSES)  # generated scenes carry our classes
+
+    # point here, see there: the image, bounded by the window's height, and beside it the open tab
+    h, w = fw.shape
+    st.html(f"<style>{side_by_side_css(w / h)}</style>")
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
+                              pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"])
+                 if main else label_overlay(src.image, fw.prediction, fw.palette))
+        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
+                                    image_format="JPEG", jpeg_quality=90, cursor="crosshair")
+        relay_hover()
+        cls = markdown_text(fw.classes[fw.prediction[y, x]])
+        gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if truth else ""
+        st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
+        query_controls(fw.shape)
+        legend(fw)
+        with st.expander("Prediction, ground truth and confidence" if truth else "Prediction and confidence"):
+            st.image(label_overlay(src.image, fw.prediction, fw.palette), caption="Prediction", width="stretch")
+            truth_col, conf_col = st.columns(2)
+            if truth:
+                truth_col.caption("Ground truth")
+                truth_col.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
+            conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
+            conf_col.image(confidence_image(fw.confidence), width="stretch")
+    with right:
+        if not fw.records:
+            st.info(f"'{model_label}' has no attention module vizattn can read; pick another model, or name its "
+                    "attention modules with `vizattn.capture(model, modules=[...])` in Python.")
+        for reason in unmapped(fw):
+            st.caption(reason)
+        if model.provenance.scene_trained and src.labels is None:  # a photograph through a model of generated scenes
+            st.warning("This model was trained only on vizattn's generated street scenes (9 classes) and has never "
+                       "seen a photograph: on this image its prediction and its attention describe the model, not the "
+                       "photo. Load a model trained on real images (an mmseg checkpoint, a transformers folder).")
+        tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
+        views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),
+                 lambda: compare_view(src, (y, x), opts),
+                 lambda: statistics_view(chosen, src, fw),
+                 lambda: analysis_view(model, fw, src, (y, x), chosen),
+                 lambda: export_view(model_label, model, fw, src, (y, x)))
+        for tab, view in zip(tabs, views):
+            if tab.open:
+                with tab:
+                    view()
+
+
+def legend(fw) -> None:
+    """The prediction's colours: every class, or (over 12) the classes predicted in this image."""
+    present = np.unique(fw.prediction) if len(fw.classes) > 12 else range(len(fw.classes))
+    st.markdown(" ".join(  # class names come from files: escaped, never markup
+        f"<span style='white-space:nowrap'><span style='background:rgb{tuple(int(v) for v in fw.palette[i])};"
+        f"padding:0 6px;border-radius:3px'>&nbsp;</span> {markdown_text(fw.classes[i])}</span>"
+        for i in present), unsafe_allow_html=True)
+    if len(fw.classes) > 12:
+        st.caption(f"Legend: the classes predicted in this image ({len(present)} of {len(fw.classes)}).")

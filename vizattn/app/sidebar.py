@@ -1,0 +1,145 @@
+"""The sidebar: which model (bundled, an upload, or a path on this machine), which image, and how to draw."""
+from __future__ import annotations
+
+import streamlit as st
+
+from vizattn.app.cache import decoded_upload, loaded, path_model, scene, uploaded_model
+from vizattn.app.pure import LOOPBACK, is_loopback_request, provenance_line
+from vizattn.bundled import available, model_card
+from vizattn.errors import VizattnError
+from vizattn.io import MAX_IMAGE_SIDE
+from vizattn.sources import ImageSource, digest, safe_name
+from vizattn.text import markdown_text
+from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS
+
+SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes: never seen in training
+DEFAULT_MODEL = "criss_cross"
+CMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "gray")
+
+
+def loopback_only() -> bool:
+    """True while the server answers this machine only and this request came from it: the bind address, and the
+    request's Host and Origin, are all loopback names (behind a same-host proxy or DNS rebinding, a loopback bind
+    alone is not a local person). Only then may the page read paths on this machine."""
+    if str(st.get_option("server.address") or "") not in LOOPBACK:
+        return False
+    headers = getattr(st.context, "headers", None) or {}
+    if not headers:  # no request at all (AppTest, a bare script run): the bind address decides
+        return True
+    return is_loopback_request(headers.get("Host"), headers.get("Origin"))
+
+
+def pick_model():
+    """(model key, label, model): the model is None for a bundled one, loaded where its forward runs."""
+    st.sidebar.header("Model")
+    names = available()
+    if not names:
+        st.error("No bundled models in pretrained/: run `vizattn train --all` first.")
+        st.stop()
+    sources = ["bundled", "upload a checkpoint"] + (["a checkpoint path on this machine"] if loopback_only() else [])
+    source = st.sidebar.radio("Source", sources, horizontal=True, key="model_source")
+    if source != "bundled":
+        return _foreign_model(source, names)
+    default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
+    name = st.sidebar.selectbox("Bundled model", names, index=default, key="model_name")
+    card = model_card(name)  # the card alone: the model loads where its forward runs
+    ev = card.get("evaluation", {})
+    options = ", ".join(f"{k}={v}" for k, v in card.get("module_options", {}).items())
+    module = card.get("module") or "no attention (baseline)"
+    st.sidebar.caption(f"{module}{f' ({options})' if options else ''} · held-out mIoU {ev.get('miou', 0):.3f}")
+    st.session_state["last_model"] = (name, name, None)
+    return st.session_state["last_model"]
+
+
+def _foreign_model(source: str, names: list[str]):
+    """An uploaded checkpoint, or a file, transformers folder or factory named on this machine; until one loads,
+    the last model shown (or the bundled default)."""
+    from vizattn.models.segmenter import HEADS
+
+    head = st.sidebar.selectbox("Head (plain state dicts of our architecture only)", ["from the keys", *HEADS],
+                                key="ckpt_head", help="mmseg checkpoints and vizattn checkpoints say it themselves")
+    head = None if head == "from the keys" else head
+    try:
+        if source == "upload a checkpoint":
+            up = st.sidebar.file_uploader("Checkpoint: ours (.safetensors, .pt) or an mmseg .pth", key="ckpt_upload")
+            if up is not None:
+                data = up.getvalue()
+                key = digest(data)
+                model = loaded(uploaded_model(key, data, up.name, head))
+                st.session_state["last_model"] = (f"upload-{key}-{head}", safe_name(up.name), model)
+        else:
+            path = st.sidebar.text_input(
+                "A checkpoint file, a transformers model folder, or package.module:function", key="ckpt_path",
+                help="Read on the machine running this app, and offered only while the server is bound to "
+                     "127.0.0.1. A factory runs your own code: use it for your own models only.")
+            if path.strip():
+                _path_model(path.strip(), head)
+    except VizattnError as err:
+        st.sidebar.error(str(err))
+    if "last_model" in st.session_state:
+        model = st.session_state["last_model"][2]
+        if model is not None:  # file-borne text (names, classes_from): escaped, never markup
+            st.sidebar.caption(markdown_text(provenance_line(model.provenance, len(model.classes))))
+        return st.session_state["last_model"]
+    st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
+    names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    return names_default, names_default, None
+
+
+def _path_model(text: str, head: str | None) -> None:
+    """Load what `text` names (vizattn.zoo.source_of says what it is): files and folders keyed by path and
+    modification time, so an overwritten checkpoint loads again; anything else by its text."""
+    from pathlib import Path
+
+    from vizattn.zoo import source_of
+
+    p = Path(text).expanduser()
+    kind = source_of(str(p)).kind
+    if kind in ("checkpoint", "transformers folder"):
+        stamp = p.stat().st_mtime
+        model = loaded(path_model(str(p), stamp, head))
+        st.session_state["last_model"] = (f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model)
+    else:  # a factory (or a bundled name typed here): code and names have no file to stamp
+        model = loaded(path_model(text, 0.0, None))
+        st.session_state["last_model"] = (f"{kind}-{text}", safe_name(text), model)
+
+
+def pick_image() -> ImageSource:
+    st.sidebar.header("Image")
+    kind = st.sidebar.radio("Source", ["sample scene", "scene from a seed", "upload"], key="image_source")
+    size = st.sidebar.select_slider("Scene size (px)", [256, 384, 512], value=384, key="scene_size",
+                                    help="generated scenes; the models were trained at 384")
+    if kind == "sample scene":
+        seed = st.sidebar.selectbox("Sample", SAMPLE_SEEDS, format_func=lambda s: f"scene {s}", key="sample_seed")
+        src = scene(f"scene:{seed}", size)
+    elif kind == "scene from a seed":
+        seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, SAMPLE_SEEDS[0], key="seed")
+        src = scene(f"scene:{int(seed)}", size)
+    else:
+        up = st.sidebar.file_uploader(f"PNG or JPEG (longer side shrunk to {MAX_IMAGE_SIDE} px)",
+                                      type=["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"], key="image_upload")
+        if up is not None:
+            data = up.getvalue()
+            try:
+                st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(digest(data), data, up.name)),
+                                                              safe_name(up.name))
+            except VizattnError as err:
+                st.sidebar.error(str(err))
+        src = st.session_state.get("last_upload") or scene(f"scene:{SAMPLE_SEEDS[0]}", size)
+    return src
+
+
+def display_options():
+    st.sidebar.header("Display")
+    return dict(
+        cmap=st.sidebar.selectbox("Colormap", CMAPS, key="cmap"),
+        under=st.sidebar.radio("Under the heatmap", BACKDROPS, key="backdrop", horizontal=True,
+                               help="the photo dimmed to grey lets the colormap read at full strength"),
+        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="alpha"),
+        clip=st.sidebar.slider("Contrast: saturate above this percentile", 90.0, 100.0, 100.0, 0.5, key="clip",
+                               help="below 100, the strongest weights saturate so the rest of the map shows "
+                                    "(as CCNet's authors clipped their figures); colorbars give the weights"),
+        norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
+                              help="per-map: each panel to its own top; shared: one scale across panels of one kind "
+                                   "(distributions apart from gates); log, log shared: the same in decades"),
+    )
