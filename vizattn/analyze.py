@@ -19,6 +19,8 @@ import numpy as np
 
 from vizattn.errors import VizattnError
 from vizattn.io import image_geometry, read_label
+from vizattn.outputs import check_names, output_dir, read_small, replace_into, write_into
+from vizattn.runs import Plan, bind, file_digest, load_plan, shard_file, verify
 
 IGNORE = 255  # the label value Cityscapes and ADE20K use for "no class"
 
@@ -126,14 +128,18 @@ def read_labels(path: Path, shape: tuple[int, int], classes: list[str], palette:
 class ShardWorker:
     """Holds the model (loaded once per worker) and analyses shards of images."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, model_sha256: str | None = None):
+        import torch
+
         from vizattn.explore import model_classes
         from vizattn.zoo import load
 
-        import torch
-
         self.job = job
         self.model = load(job.model).eval()
+        if self.model.provenance.sha256 != model_sha256:  # the run is tied to the weights, not to their path
+            raise VizattnError(f"The model at '{job.model}' changed since this run was planned (sha256 "
+                               f"{str(self.model.provenance.sha256)[:12]}…, planned {str(model_sha256)[:12]}…); "
+                               "rerun with another --out.")
         if torch.cuda.is_available():  # a GPU actor (--gpus 1) or a GPU machine: the forward runs there
             self.model.to("cuda")
         self.classes, self.palette = model_classes(self.model)
@@ -149,7 +155,7 @@ class ShardWorker:
             scene = generate_scene(int(item[6:]), (self.job.size, self.job.size))
             truth = list(self.classes) == list(CLASSES)  # scene labels are in our classes
             return scene.image, (scene.labels if truth else None), (scene.instances if truth else None)
-        from vizattn.io import image_geometry, read_image
+        from vizattn.io import read_image
 
         image = read_image(Path(self.job.images) / item)
         labels = None
@@ -182,35 +188,31 @@ class ShardWorker:
 
 # --- shards on disk -------------------------------------------------------------------------------------------
 
-def plan(job: Job, shard_size: int) -> list[tuple[int, list[str], int]]:
-    items = job.items()
-    return [(i // shard_size, items[i : i + shard_size], i) for i in range(0, len(items), shard_size)]
+def make_plan(job: Job, shard_size: int) -> Plan:
+    """The run's plan: arguments, the model's weights and every image (and label) by content."""
+    from vizattn.zoo import weights_sha256
+
+    names = job.items()
+    items = [[n, None if n.startswith("scene:") else file_digest(Path(job.images) / n)] for n in names]
+    labels = []
+    if job.labels:
+        labels = [[p.name, file_digest(p)] for p in (_label_path(Path(job.labels), n) for n in names) if p is not None]
+    return Plan(asdict(job), shard_size, weights_sha256(job.model), items, labels)
 
 
-def _shard_paths(out: Path, shard: int) -> tuple[Path, Path]:
-    return out / "shards" / f"{shard:05d}.json", out / "shards" / f"{shard:05d}.parquet"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_shard(out: Path, shard: int, summary: dict, rows: list[dict]) -> None:
-    """Rows first, then the summary: a shard is finished exactly when its summary file exists."""
+def write_shard(out: Path, plan: Plan, shard: int, items: list[str], summary: dict, rows: list[dict]) -> None:
+    """Rows first, then the summary: a shard is finished exactly when its summary file exists and verifies."""
     import io
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vizattn import jsonsafe
-
-    summary_path, rows_path = _shard_paths(out, shard)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=row_schema()), buf)
-    _write_atomic(rows_path, buf.getvalue())
-    _write_atomic(summary_path, jsonsafe.dumps({"shard": shard, "summary": summary}).encode())
+    folder = out / "shards"
+    replace_into(folder, f"{shard:05d}.parquet", buf.getvalue())
+    replace_into(folder, f"{shard:05d}.json",
+                 shard_file(plan, shard, items, summary, buf.getvalue(), len(rows), plan.model_sha256))
 
 
 def row_schema():
@@ -220,45 +222,29 @@ def row_schema():
                       ("value", pa.float64()), ("count", pa.int64())])
 
 
-def finished(out: Path) -> set[int]:
-    return {int(p.stem) for p in (out / "shards").glob("*.json")} if (out / "shards").is_dir() else set()
-
-
-def _manifest(out: Path, job: Job, shard_size: int, count: int) -> None:
-    """Bind a folder to one set of arguments: a rerun with them resumes, other arguments are refused."""
-    want = {"job": asdict(job), "shard_size": shard_size, "images": count}
-    path = out / "analyze.json"
-    if path.is_file():
-        have = json.loads(path.read_text())
-        if have != want:
-            raise VizattnError(f"'{out}' holds an analysis run with other arguments; rerun those, or choose another --out.")
-        return
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(want, indent=2).encode())
-
-
 # --- engines --------------------------------------------------------------------------------------------------
 
 _WORKER: ShardWorker | None = None
 
 
-def _init_process(job: dict, threads: int) -> None:
+def _init_process(job: dict, threads: int, model_sha256: str | None) -> None:
     global _WORKER
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER = ShardWorker(Job(**job))
+    _WORKER = ShardWorker(Job(**job), model_sha256)
 
 
 def _run_in_process(task):
     return task[0], *_WORKER(*task)
 
 
-def run_local(job: Job, tasks, out: Path, workers: int, progress) -> None:
+def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) -> None:
+    items_of = {shard: items for shard, items, _ in tasks}
     if workers <= 1:
-        worker = ShardWorker(job)
+        worker = ShardWorker(job, plan.model_sha256)
         for shard, items, first in tasks:
-            write_shard(out, shard, *worker(shard, items, first))
+            write_shard(out, plan, shard, items, *worker(shard, items, first))
             progress(1)
         return
     import multiprocessing
@@ -268,12 +254,12 @@ def run_local(job: Job, tasks, out: Path, workers: int, progress) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_process,
-                             initargs=(asdict(job), threads)) as pool:
+                             initargs=(asdict(job), threads, plan.model_sha256)) as pool:
         futures = [pool.submit(_run_in_process, t) for t in tasks]
         try:
             for f in as_completed(futures):
                 shard, summary, rows = f.result()
-                write_shard(out, shard, summary, rows)
+                write_shard(out, plan, shard, items_of[shard], summary, rows)
                 progress(1)
         except BrokenProcessPool:
             raise VizattnError("A worker process died (killed, or out of memory); the finished shards are kept: "
@@ -283,11 +269,11 @@ def run_local(job: Job, tasks, out: Path, workers: int, progress) -> None:
 class _RayShards:
     """Ray Data's callable class: one per actor, holding the model; one shard per batch."""
 
-    def __init__(self, job: dict, threads: int = 1):
+    def __init__(self, job: dict, model_sha256: str | None = None, threads: int = 1):
         import torch
 
         torch.set_num_threads(threads)
-        self.worker = ShardWorker(Job(**job))
+        self.worker = ShardWorker(Job(**job), model_sha256)
 
     def __call__(self, batch: dict) -> dict:
         out = {"shard": [], "summary": [], "rows": []}
@@ -299,7 +285,7 @@ class _RayShards:
         return out
 
 
-def run_ray(job: Job, tasks, out: Path, workers: int, address: str | None, gpus: int, progress) -> None:
+def run_ray(job: Job, plan: Plan, tasks, out: Path, workers: int, address: str | None, gpus: int, progress) -> None:
     try:
         import ray
     except ImportError:
@@ -316,10 +302,13 @@ def run_ray(job: Job, tasks, out: Path, workers: int, address: str | None, gpus:
         ds = ray.data.from_items([{"shard": s, "items": json.dumps(items), "first": first} for s, items, first in tasks],
                                  override_num_blocks=max(1, len(tasks)))
         per_gpu = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        results = ds.map_batches(_RayShards, fn_constructor_kwargs={"job": asdict(job)}, batch_size=1,
+        results = ds.map_batches(_RayShards, fn_constructor_kwargs={"job": asdict(job), "model_sha256": plan.model_sha256},
+                                 batch_size=1,
                                  concurrency=workers, **per_gpu)
+        items_of = {shard: items for shard, items, _ in tasks}
         for row in results.iter_rows():
-            write_shard(out, int(row["shard"]), json.loads(row["summary"]), json.loads(row["rows"]))
+            shard = int(row["shard"])
+            write_shard(out, plan, shard, items_of[shard], json.loads(row["summary"]), json.loads(row["rows"]))
             progress(1)
     finally:
         if started:
@@ -328,13 +317,19 @@ def run_ray(job: Job, tasks, out: Path, workers: int, address: str | None, gpus:
 
 # --- the whole run --------------------------------------------------------------------------------------------
 
-def merged(out: Path) -> dict:
-    """The merged summary of every finished shard, in shard order."""
+REPORT_FILES = ("rows.parquet", "summary.json", "report.md",
+                *(f"{name}.{fmt}" for name in ("query_independence", "unary_binary", "psa", "where_own_class",
+                                               "where_distance_px") for fmt in ("png", "svg")))
+
+
+def merged(source: Path | dict[int, dict]) -> dict:
+    """The merged summary of verified shards (a run's folder: those that verify against its plan), in shard order."""
     from vizattn.analysis.summary import Summary
 
+    shards = source if isinstance(source, dict) else verify(Path(source), load_plan(Path(source))).good
     total = Summary()
-    for path in sorted((out / "shards").glob("*.json")):
-        total = total.merge(Summary.from_dict(json.loads(path.read_text())["summary"]))
+    for shard in sorted(shards):
+        total = total.merge(Summary.from_dict(shards[shard]["summary"]))
     return total.to_dict()
 
 
@@ -342,34 +337,37 @@ def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, 
             gpus: int = 0, shard_size: int = 8, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from vizattn.export import output_dir
-
     if engine not in ("local", "ray"):
         raise VizattnError(f"--engine is local or ray, not '{engine}'.")
     out = output_dir(out)
+    check_names(out, REPORT_FILES)  # a planted link is refused before anything is written
     check_labels(job)
-    tasks = plan(job, shard_size)
-    if not tasks:
+    if not job.items():
         raise VizattnError("Nothing to analyse: give --scenes N (N ≥ 1) or an --images folder with images.")
-    _manifest(out, job, shard_size, sum(len(t[1]) for t in tasks))
-    done = finished(out)
-    pending = [t for t in tasks if t[0] not in done]
+    plan = make_plan(job, shard_size)
+    bind(out, plan)
+    tasks = plan.shards()
+    state = verify(out, plan)
+    pending = [t for t in tasks if t[0] not in state.good]
     t0 = time.time()
     with tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc="shards", unit="shard",
               disable=not progress) as bar:
         if pending:
             if engine == "local":
-                run_local(job, pending, out, workers, bar.update)
+                run_local(job, plan, pending, out, workers, bar.update)
             else:
-                run_ray(job, pending, out, workers, address, gpus, bar.update)
-    result = finish(out, job)
+                run_ray(job, plan, pending, out, workers, address, gpus, bar.update)
+    result = finish(out, job, plan)
     result["wall_time_s"] = round(time.time() - t0, 1)
     result["resumed_shards"] = len(tasks) - len(pending)
+    result["recomputed"] = state.damaged  # this plan's shard files that failed verification, done again
+    result["not_merged"] = state.strays  # files in shards/ the plan does not name
     return result
 
 
-def finish(out: Path, job: Job) -> dict:
-    """Merged numbers to summary.json, every per-image row to rows.parquet, the report's figures and report.md."""
+def finish(out: Path, job: Job, plan: Plan) -> dict:
+    """Merged numbers to summary.json, every per-image row to rows.parquet, the report's figures and report.md,
+    from shards that verify against the plan, and only when every shard of the plan does."""
     import io
 
     import pyarrow as pa
@@ -379,18 +377,29 @@ def finish(out: Path, job: Job) -> dict:
     from vizattn.analysis import query_independence as qi
     from vizattn.analysis import unary
     from vizattn.analysis.summary import Summary, sections
-    from vizattn.export import write_into
     from vizattn.report import _save, save_where_figures
     from vizattn.viz import analysis_figures as figs
 
-    summary = merged(out)
+    state = verify(out, plan)
+    missing = [s for s, _, _ in plan.shards() if s not in state.good]
+    if missing:
+        raise VizattnError(f"{len(missing)} shard(s) of this run did not verify (e.g. shards/{missing[0]:05d}.json); "
+                           "run the same command again to recompute them.")
+    summary = merged(state.good)
     numbers = sections(Summary.from_dict(summary))
-    images = json.loads((out / "analyze.json").read_text())["images"]
-    result = {"model": job.model, "images": images, "source": job.images or f"{job.scenes} generated scenes",
-              "labels": job.labels, **numbers}
-    tables = [pq.read_table(p) for p in sorted((out / "shards").glob("*.parquet"))]
+    images = len(plan.items)
+    result = {"model": job.model, "model_sha256": plan.model_sha256, "plan": plan.digest, "images": images,
+              "source": job.images or f"{job.scenes} generated scenes", "labels": job.labels, **numbers}
+    tables = [pq.read_table(io.BytesIO(read_small(out / "shards", f"{s:05d}.parquet", 1 << 30)))
+              for s in sorted(state.good)]
+    table = pa.concat_tables(tables) if tables else row_schema().empty_table()
+    expected = sum(int(state.good[s]["rows"]) for s in state.good)
+    if table.num_rows != expected:
+        raise VizattnError(f"rows.parquet would hold {table.num_rows} of {expected} rows; run the same command "
+                           "again to recompute the run's shards.")
+    result["rows"] = table.num_rows
     buf = io.BytesIO()
-    pq.write_table(pa.concat_tables(tables) if tables else row_schema().empty_table(), buf)
+    pq.write_table(table, buf)
     write_into(out, "rows.parquet", buf.getvalue())
     write_into(out, "summary.json", (jsonsafe.dumps({"result": result, "summary": summary}, indent=2) + "\n").encode())
     written: list[str] = []

@@ -67,6 +67,10 @@ def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tupl
         state, meta = _read_torch(data, name)
     import torch
 
+    odd = [k for k, t in state.items() if t.layout != torch.strided or t.is_meta or t.is_quantized]
+    if odd:
+        raise VizattnError(f"'{name}' holds tensors that are not plain dense weights (sparse, quantised or without "
+                           f"data) in {', '.join(odd[:3])}; save model.state_dict() of an ordinary model.")
     bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise VizattnError(f"'{name}' holds non-finite weights (NaN or Inf) in {', '.join(bad[:3])}"
@@ -111,17 +115,21 @@ def _read_safetensors(data: bytes, name: str):
 
 
 def _harmless_globals() -> list:
-    """The only globals a checkpoint may name beyond tensors and containers: numpy scalars and dtypes, which
-    mmseg writes into `meta` (they rebuild a number, nothing else)."""
+    """The only globals a checkpoint may name beyond tensors and containers: numpy scalars, dtypes and plain
+    arrays, which mmseg writes into `meta` (old checkpoints keep PALETTE as an array). They rebuild numbers and
+    nothing else; an array's elements pass through the same restricted unpickler."""
     import importlib
 
-    allowed = [np.dtype] + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    allowed = [np.dtype, np.ndarray] + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
     for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
         try:
-            scalar = importlib.import_module(module).scalar
-        except (ImportError, AttributeError):
+            found = importlib.import_module(module)
+        except ImportError:
             continue
-        allowed += [scalar, (scalar, f"{module}.scalar")]
+        for name in ("scalar", "_reconstruct"):
+            if hasattr(found, name):
+                fn = getattr(found, name)
+                allowed += [fn, (fn, f"{module}.{name}")]
     return allowed
 
 
@@ -136,6 +144,11 @@ def plain_meta(obj, name: str):
         budget[0] -= 1
         if budget[0] < 0 or depth > MAX_META_DEPTH:
             raise VizattnError(f"'{name}' carries metadata nested or sized beyond what vizattn reads; it was refused.")
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind not in "biuf" or v.size > budget[0]:
+                return None  # only numbers are kept, and no more than the budget
+            budget[0] -= v.size
+            return [walk(x, depth + 1) for x in v.tolist()] if v.ndim else walk(v.item(), depth)
         if isinstance(v, np.generic):
             v = v.item()
         if v is None or isinstance(v, (bool, int, str)):
