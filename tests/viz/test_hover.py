@@ -14,7 +14,8 @@ from vizattn.explore import panels
 from vizattn.foreign.mmcv_blocks import AnchorRowsRecord, CrossRecord, ISARowsRecord
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, Pack, factors, lookup_table, spec_for
-from vizattn.viz.overlay import NORMALISATIONS, is_shared, scale_range
+from vizattn.viz.overlay import (NORMALISATIONS, RELATIVE, RELATIVE_CMAP, is_shared, nearly_uniform, scale_range,
+                                 uniform_level, uniform_position)
 from vizattn.viz.panel_grid import FRONTEND, heat_rgba, live_factors
 
 TOLERANCE = 1e-3  # the issue's bound; float16 rows stay under 5e-4
@@ -116,36 +117,46 @@ def test_browser_rows_equal_python_rows_for_every_kind(page):
 
 def test_the_browser_colours_as_the_server(page):
     """Range, colour and opacity of the browser's paint equal `heat_rgba` and `scale_range` for every
-    normalisation, clipped or not, with shared tops per kind (gates apart from distributions)."""
+    normalisation (relative to uniform too: distributions against 1/N in the diverging colormap, gates on 0…1),
+    clipped or not, with shared tops per kind (gates apart from distributions); so do the uniform mark's place
+    on the colorbar and the "nearly uniform" verdict."""
     rng = np.random.default_rng(3)
     dist = rng.random((6, 9)) ** 4
     dist /= dist.sum()
     gate = 0.3 + 0.7 * rng.random((6, 9))  # sigmoid gates, near 1: they must not set the distributions' scale
     small = dist / 3
-    lut = lookup_table("viridis")
+    near = (1 + 0.03 * np.cos(np.arange(54.0))).reshape(6, 9) / 54  # within 3% of 1/N everywhere
+    lut, relative_lut = lookup_table("viridis"), lookup_table(RELATIVE_CMAP)
     for norm in NORMALISATIONS:
         for clip in (100.0, 97.5):
             class P:  # what shared_tops reads
                 def __init__(self, m, d):
                     self.grid_map, self.distribution = m, d
-            ps = [P(dist, True), P(gate, False), P(small, True)]
-            tops = shared_tops(ps, clip) if is_shared(norm) else [None] * 3
-            got = page.evaluate("""([maps, kinds, norm, clip, lut]) => {
+            ps = [P(dist, True), P(gate, False), P(small, True), P(near, True)]
+            tops = shared_tops(ps, clip) if is_shared(norm) else [None] * 4
+            got = page.evaluate("""([maps, kinds, norm, clip, lut, relativeLut]) => {
                 const ms = maps.map(m => Float32Array.from(m));
                 const shared = {};
-                ms.forEach((m, i) => { const r = VizattnHover.range(m, norm, null, clip); shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, r[1]); });
+                ms.forEach((m, i) => { const r = VizattnHover.range(m, "per-map", null, clip); shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, r[1]); });
                 return ms.map((m, i) => {
                   const shares = norm === "shared" || norm === "log shared";
-                  const r = VizattnHover.range(m, norm, shares ? shared[kinds[i]] : null, clip);
-                  return [r, Array.from(VizattnHover.paint(m, r[0], r[1], norm, 0.8, lut))];
+                  const u = kinds[i] === "d" ? 1 / m.length : null;
+                  const r = VizattnHover.range(m, norm, shares ? shared[kinds[i]] : null, clip, undefined, u);
+                  const table = VizattnHover.isRelative(norm, u) ? relativeLut : lut;
+                  return [r, Array.from(VizattnHover.paint(m, r[0], r[1], norm, 0.8, table, u)),
+                          VizattnHover.uniformAt(norm, r, u), VizattnHover.nearlyUniform(m, u)];
                 });
-            }""", [[p.grid_map.ravel().tolist() for p in ps], ["d", "g", "d"], norm, clip, lut])
-            for p, top, (rng_, rgba) in zip(ps, tops, got):
-                expected = scale_range(p.grid_map, norm, top, None, clip)
+            }""", [[p.grid_map.ravel().tolist() for p in ps], ["d", "g", "d", "d"], norm, clip, lut, relative_lut])
+            for p, top, (rng_, rgba, at, nearly) in zip(ps, tops, got):
+                u = uniform_level(p.grid_map, p.distribution)
+                expected = scale_range(p.grid_map, norm, top, None, clip, u)
                 np.testing.assert_allclose(rng_, expected, rtol=1e-5, err_msg=f"{norm} {clip}")
-                want = heat_rgba(p.grid_map, 0.8, "viridis", norm, top, clip).astype(int)
+                want = heat_rgba(p.grid_map, 0.8, "viridis", norm, top, clip, u).astype(int)
                 diff = np.abs(np.asarray(rgba).reshape(want.shape) - want)
                 assert diff.max() <= 1 and (diff > 0).mean() < 0.05, f"{norm} {clip}: {diff.max()}"
+                want_at = uniform_position(p.grid_map, norm, top, None, clip, u)
+                assert (at is None) == (want_at is None) and (at is None or abs(at - want_at) < 1e-5), f"{norm} {clip}"
+                assert nearly == nearly_uniform(p.grid_map, u) == (p.grid_map is near)
             if is_shared(norm):  # the gate's top is its own, the two distributions share the larger one
                 assert tops[0] == tops[2] != tops[1]
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 #: "per-map": each map to its own top; "shared": one top for all maps of one kind (distributions, which sum to 1,
-#: and gates, which do not, never share a scale); "log" and "log shared": the same in decades.
-NORMALISATIONS = ("per-map", "shared", "log", "log shared")
+#: and gates, which do not, never share a scale); "log" and "log shared": the same in decades; "relative to
+#: uniform": a distribution's weight w as the ratio w·N to the uniform level 1/N of its N grid cells, on a log scale
+#: from ×1/RELATIVE_SPAN to ×RELATIVE_SPAN, through a diverging colormap centred on ×1 (gates keep 0…1).
+NORMALISATIONS = ("per-map", "shared", "log", "log shared", "relative to uniform")
+RELATIVE = "relative to uniform"
+RELATIVE_CMAP = "RdBu_r"  # blue below uniform, white at it, red above
+RELATIVE_SPAN = 16.0  # the scale's ends: ×1/16 and ×16 of the uniform level, symmetric in log ratio
+NEARLY_UNIFORM = 0.05  # a map with max |w·N − 1| below this is said to be nearly uniform
 
 
 def is_shared(norm: str) -> bool:
@@ -16,17 +22,37 @@ def is_log(norm: str) -> bool:
     return norm in ("log", "log shared")
 
 
+def is_relative(norm: str, uniform: float | None) -> bool:
+    """Whether a map is drawn relative to its uniform level: under RELATIVE, and only if it is a distribution (a
+    gate has no uniform level and keeps its absolute 0…1 scale)."""
+    return norm == RELATIVE and uniform is not None
+
+
+def uniform_level(grid_map: np.ndarray, distribution: bool) -> float | None:
+    """1/N for a distribution over N grid cells (what a map that attends everywhere alike gives each cell); None
+    for gates and other weights that do not sum to 1."""
+    return 1.0 / np.asarray(grid_map).size if distribution else None
+
+
+def nearly_uniform(grid_map: np.ndarray, uniform: float | None, tolerance: float = NEARLY_UNIFORM) -> bool:
+    """Whether every cell's weight is within `tolerance` of the uniform level (max |w·N − 1| < tolerance)."""
+    return uniform is not None and float(np.max(np.abs(np.asarray(grid_map, np.float64) / uniform - 1))) < tolerance
+
+
 def map_top(m: np.ndarray, clip: float = 100.0) -> float:
     """The weight a map's colour saturates at: its maximum, or its `clip` percentile below 100."""
     return float(np.percentile(m, clip)) if clip < 100 else float(np.max(m))
 
 
 def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
-                clip: float = 100.0) -> tuple[float, float]:
+                clip: float = 100.0, uniform: float | None = None) -> tuple[float, float]:
     """The weights that map to 0 and to 1 (what a colorbar is labelled with). `clip` < 100 saturates the top at
     that percentile of the map's weights (as CCNet's authors clipped their figures), so a few peaks do not
-    leave everything else black; with "shared" the caller's vmax is already the clipped one."""
+    leave everything else black; with "shared" the caller's vmax is already the clipped one. Relative to uniform:
+    uniform/RELATIVE_SPAN … uniform·RELATIVE_SPAN for a distribution (no clip: the scale is fixed), 0…1 for a gate."""
     m = np.asarray(m, np.float64)
+    if norm == RELATIVE:
+        return (uniform / RELATIVE_SPAN, uniform * RELATIVE_SPAN) if uniform is not None else (0.0, 1.0)
     top = vmax if is_shared(norm) and vmax else map_top(m, clip)
     if is_log(norm):
         hi = max(top, 1e-12)
@@ -36,15 +62,53 @@ def scale_range(m: np.ndarray, norm: str = "per-map", vmax: float | None = None,
 
 
 def scale(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
-          clip: float = 100.0) -> np.ndarray:
+          clip: float = 100.0, uniform: float | None = None) -> np.ndarray:
     """Map weights to [0, 1]: by the map's own max ("per-map"), by a given vmax shared across panels of one kind
-    ("shared"), or logarithmically between vmin and the top ("log", "log shared": for maps spanning decades)."""
+    ("shared"), logarithmically between vmin and the top ("log", "log shared": for maps spanning decades), or
+    as log(w·N) between ×1/16 and ×16 of the uniform level, so 1/N lands exactly on 0.5 ("relative to uniform")."""
     m = np.asarray(m, np.float64)
-    lo, hi = scale_range(m, norm, vmax, vmin, clip)
+    if is_relative(norm, uniform):  # written as the ratio so that w = 1/N gives exactly 0.5
+        return np.clip(0.5 + np.log2(np.maximum(m, 1e-300) / uniform) / (2 * np.log2(RELATIVE_SPAN)), 0, 1)
+    lo, hi = scale_range(m, norm, vmax, vmin, clip, uniform)
     if is_log(norm):
         lo, hi = np.log10(lo), np.log10(hi)
         return np.clip((np.log10(np.maximum(m, 1e-300)) - lo) / max(hi - lo, 1e-12), 0, 1)
     return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
+
+
+def uniform_position(m: np.ndarray, norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
+                     clip: float = 100.0, uniform: float | None = None) -> float | None:
+    """Where the uniform level 1/N sits along the colorbar (0 its left end, 1 its right; outside [0, 1] when the
+    scale does not reach it), or None for a map with no uniform level (a gate)."""
+    if uniform is None:
+        return None
+    if is_relative(norm, uniform):
+        return 0.5
+    lo, hi = scale_range(m, norm, vmax, vmin, clip, uniform)
+    if is_log(norm):
+        return float((np.log10(uniform) - np.log10(lo)) / max(np.log10(hi) - np.log10(lo), 1e-12))
+    return float((uniform - lo) / (hi - lo)) if hi > lo else 0.0
+
+
+def panel_cmap(cmap: str, norm: str, uniform: float | None) -> str:
+    """The colormap a map is drawn with: the chosen one, or the diverging RELATIVE_CMAP relative to uniform."""
+    return RELATIVE_CMAP if is_relative(norm, uniform) else cmap
+
+
+def scale_caption(m: np.ndarray, norm: str, uniform: float | None, lo: float, hi: float) -> str:
+    """What a panel's colorbar means, in one line (figures and exports say it under each colorbar)."""
+    if is_relative(norm, uniform):
+        text = (f"weight ÷ uniform 1/N (N={round(1 / uniform)}), log scale ×1/{RELATIVE_SPAN:g} … "
+                f"×{RELATIVE_SPAN:g}")
+    elif norm == RELATIVE:
+        text = "gate, absolute 0…1 (relative to uniform applies to distributions only)"
+    else:
+        text = f"weight {lo:.3g} … {hi:.3g}" + (" (log)" if is_log(norm) else "")
+        if uniform is not None:
+            text += f" · uniform 1/N = {uniform:.3g}"
+    if nearly_uniform(m, uniform):
+        text += f" · nearly uniform (within {NEARLY_UNIFORM:.0%} of 1/N everywhere)"
+    return text
 
 
 BACKDROPS = ("dimmed photo", "photo", "heat only")
@@ -70,23 +134,27 @@ def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
 
 
 def heat_layer(m: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
-               vmax: float | None = None, vmin: float | None = None, clip: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+               vmax: float | None = None, vmin: float | None = None, clip: float = 100.0,
+               uniform: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The heatmap's colours (uint8) and per-position opacity alpha·√v: what is blended over the photo,
-    here by `heat_overlay` and in the browser by the app's panel grid."""
-    v = scale(m, norm, vmax, vmin, clip)
-    return colormap(v, cmap), alpha * np.sqrt(v)
+    here by `heat_overlay` and in the browser by the app's panel grid. Relative to uniform the opacity is alpha
+    everywhere: both ends of a diverging scale carry meaning, and the white at ×1 must read as on its colorbar."""
+    v = scale(m, norm, vmax, vmin, clip, uniform)
+    a = np.ones_like(v) if is_relative(norm, uniform) else np.sqrt(v)
+    return colormap(v, panel_cmap(cmap, norm, uniform)), alpha * a
 
 
 def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
                  norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
                  pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
-                 clip: float = 100.0, under: str = "photo") -> np.ndarray:
+                 clip: float = 100.0, under: str = "photo", uniform: float | None = None) -> np.ndarray:
     """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined.
 
     The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
-    photo visible instead of being darkened by the colormap's low end.
+    photo visible instead of being darkened by the colormap's low end. `uniform`: the map's uniform level 1/N on
+    its grid (`uniform_level`), which "relative to uniform" needs (None: a gate, drawn 0…1).
     """
-    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip)
+    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
     base = backdrop(image, under).astype(np.float64)
     out = ((1 - a[..., None]) * base + a[..., None] * heat).round().astype(np.uint8)
     if box is not None:

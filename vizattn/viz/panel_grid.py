@@ -23,7 +23,8 @@ from PIL import Image
 
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, factors, lookup_table
-from vizattn.viz.overlay import backdrop, colormap, heat_layer, is_log, is_shared, scale_range
+from vizattn.viz.overlay import (RELATIVE_CMAP, backdrop, colormap, heat_layer, is_log, is_relative, is_shared,
+                                  nearly_uniform, scale_range, uniform_level, uniform_position)
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
 
@@ -43,10 +44,10 @@ def photo_uri(image: np.ndarray, max_side: int = 640, under: str = "photo") -> s
 
 
 def heat_rgba(grid_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
-              vmax: float | None = None, clip: float = 100.0) -> np.ndarray:
+              vmax: float | None = None, clip: float = 100.0, uniform: float | None = None) -> np.ndarray:
     """gh×gw×4 uint8: the colormapped map with opacity alpha·√v, so the browser's alpha blending over the
     photo gives the same picture as `heat_overlay` (nearest upsampling, as `explore.to_image`)."""
-    heat, a = heat_layer(grid_map, np.clip(alpha, 0, 1), cmap, norm, vmax, None, clip)
+    heat, a = heat_layer(grid_map, np.clip(alpha, 0, 1), cmap, norm, vmax, None, clip, uniform)
     return np.dstack([heat, np.round(255 * a).astype(np.uint8)])
 
 
@@ -68,7 +69,7 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
     args = dict(
         image=base or photo_uri(image, under=under),
         shape=[h, w], pixel=[int(v) for v in pixel], columns=int(columns), title=title,
-        colorbar=colorbar_css(cmap), log=is_log(norm), norm=norm, clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
+        colorbar=colorbar_css(cmap), relative_colorbar=colorbar_css(RELATIVE_CMAP), log=is_log(norm), norm=norm, clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
         panels=[dict(title=titles[i] if titles else p.title, subtitle=subtitles[i] if subtitles else "",
                      kind="distribution" if p.distribution else "weights",
                      grid=[int(v) for v in p.grid_map.shape])
@@ -78,11 +79,15 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
         live = live_factors(panels, budget)
     if live:
         key, specs, table, blob = live
-        return dict(args, factors_key=key, specs=specs, table=table, blob=blob, lut=lookup_table(cmap))
+        return dict(args, factors_key=key, specs=specs, table=table, blob=blob, lut=lookup_table(cmap),
+                    relative_lut=lookup_table(RELATIVE_CMAP))
     tops = shared_tops(panels, clip) if is_shared(norm) else [None] * len(panels)
     for p, d, top in zip(panels, args["panels"], tops):
-        d.update(heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, top, clip)),
-                 range=[float(v) for v in scale_range(p.grid_map, norm, top, None, clip)],
+        u = uniform_level(p.grid_map, p.distribution)
+        d.update(heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, top, clip, u)),
+                 range=[float(v) for v in scale_range(p.grid_map, norm, top, None, clip, u)],
+                 uniform=u, at=uniform_position(p.grid_map, norm, top, None, clip, u),
+                 relative=is_relative(norm, u), nearly=nearly_uniform(p.grid_map, u),
                  weights=base64.b64encode(np.ascontiguousarray(p.grid_map, "<f4").tobytes()).decode(),
                  cell=[int(v) for v in p.cell], box=[int(v) for v in p.cell_box])
     return args

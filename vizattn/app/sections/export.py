@@ -1,4 +1,8 @@
-"""The Export tab: the current panels and the comparison grid as figures, HTML, NPZ maps and JSON."""
+"""The Export tab: the current panels and the comparison grid as figures, HTML, NPZ maps and JSON.
+
+Every file is built when its button is clicked (a deferred download) from what the page shows at that moment: the
+pinned pixel and the sidebar's colormap, normalisation, clip, backdrop and opacity. A file prepared earlier can
+therefore never describe another pixel or other settings than the panels on screen."""
 from __future__ import annotations
 
 import streamlit as st
@@ -7,24 +11,46 @@ from vizattn.app.cache import bundled_model
 from vizattn.app.sections.compare import compare_forwards, picked_models
 from vizattn.errors import VizattnError
 
+MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
+        "npz": "application/octet-stream", "json": "application/json"}
+#: the sidebar's widget keys (vizattn.app.sidebar.display_options) -> the display option each one sets
+SIDEBAR_KEYS = {"cmap": "cmap", "norm": "norm", "alpha": "alpha", "clip": "clip", "backdrop": "under"}
 
-def export_view(model_label, model, fw, src, pixel):
+
+def shown_options() -> dict:
+    """The display options the sidebar shows now, read from its widgets' state (for callers that do not pass them)."""
+    return {opt: st.session_state[key] for key, opt in SIDEBAR_KEYS.items() if key in st.session_state}
+
+
+def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
     if not fw.records:
         return
-    from vizattn.export import compare_files, query_files
+    from vizattn.export import EXPORT_FORMATS, compare_export, figure_options, query_export
 
-    st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON.")
+    opts = figure_options(shown_options() if opts is None else opts)
+    st.caption("The current panels and the comparison grid, as figures (matplotlib), HTML, NPZ maps and JSON. "
+               f"Each file is made when you click it, from what the page shows then: pixel {tuple(pixel)}, "
+               f"{opts['cmap']}, {opts['norm']}, clip {opts['clip']:g}, opacity {opts['alpha']:g}, {opts['under']}.")
     picked = picked_models()
     hashes = lambda: {n: bundled_model(n).provenance.sha256 for n in picked}  # noqa: E731
-    for title, make in (("Current panels", lambda: query_files(model_label, fw, src, pixel, None,
-                                                                model.provenance.sha256)),
-                        ("Comparison grid", lambda: compare_files(compare_forwards(src, picked), src, pixel, None, hashes()))):
+    sections = (("Current panels", st.session_state.get("forward_key"),
+                 lambda: query_export(model_label, fw, src, pixel, None, model.provenance.sha256, opts)),
+                ("Comparison grid", f"{src.key}|{','.join(picked)}",
+                 lambda: compare_export(compare_forwards(src, picked), src, pixel, None, hashes(), opts)))
+    for title, scope, make in sections:
+        # preparing is per (model, image) or (image, models): the files themselves follow the pixel and the options
         if st.button(f"Prepare exports: {title.lower()}", key=f"prep_{title}"):
-            try:
-                st.session_state[f"files_{title}"] = make()
-            except VizattnError as err:
-                st.error(str(err))
-        files = st.session_state.get(f"files_{title}") or {}
-        cols = st.columns(max(1, len(files)))
-        for col, (fname, data) in zip(cols, files.items()):
-            col.download_button(fname.rsplit(".", 1)[1].upper(), data, file_name=fname, key=f"dl_{fname}")
+            st.session_state[f"prepared_{title}"] = scope
+        if st.session_state.get(f"prepared_{title}") != scope:
+            continue
+        try:
+            made = make()
+        except VizattnError as err:
+            st.error(str(err))
+            continue
+        row = st.container(horizontal=True)  # buttons as wide as their labels, wrapping on a narrow column
+        for fmt in EXPORT_FORMATS:
+            name = f"{made.stem}.{fmt}"
+            row.download_button(fmt.upper(), lambda made=made, fmt=fmt, name=name: made.files((fmt,))[name],
+                                file_name=name, mime=MIME[fmt], key=f"dl_{title}_{fmt}", on_click="ignore",
+                                help=f"{name}: made on click from what the page shows now")

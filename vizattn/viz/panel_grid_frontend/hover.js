@@ -184,10 +184,14 @@ const VizattnHover = (() => {
 
   const isLog = norm => norm === "log" || norm === "log shared";
   const isShared = norm => norm === "shared" || norm === "log shared";
+  const RELATIVE = "relative to uniform", SPAN = 16, NEARLY = 0.05;  // as overlay.RELATIVE_SPAN, NEARLY_UNIFORM
+  // drawn relative to its uniform level: a distribution (uniform = 1/N) under RELATIVE; a gate (null) keeps 0…1
+  const isRelative = (norm, uniform) => norm === RELATIVE && uniform != null;
 
   // the weights at the colorbar's ends; `shared` the top shared by the panels of this kind (or null), `own`
-  // the map's own top when the caller has it already (a percentile sorts the map)
-  function range(m, norm, shared, clip, own) {
+  // the map's own top when the caller has it already (a percentile sorts the map), `uniform` 1/N or null
+  function range(m, norm, shared, clip, own, uniform) {
+    if (norm === RELATIVE) return uniform != null ? [uniform / SPAN, uniform * SPAN] : [0, 1];
     const t = isShared(norm) && shared ? shared : own ?? top(m, clip);
     if (isLog(norm)) {
       const hi = Math.max(t, 1e-12);
@@ -200,18 +204,35 @@ const VizattnHover = (() => {
     return [lo, t];
   }
 
-  // RGBA (Uint8ClampedArray) of map m: colour lut[⌊v·256⌋], opacity alpha·√v
-  function paint(m, lo, hi, norm, alpha, lut) {
-    const out = new Uint8ClampedArray(m.length * 4), log = isLog(norm);
-    const llo = Math.log10(lo), span = log ? Math.max(Math.log10(hi) - llo, 1e-12) : hi - lo;
+  // where 1/N sits along the colorbar (0 left, 1 right, outside when off the scale), null for a gate
+  function uniformAt(norm, r, uniform) {
+    if (uniform == null) return null;
+    if (isRelative(norm, uniform)) return 0.5;
+    if (isLog(norm)) return (Math.log10(uniform) - Math.log10(r[0])) / Math.max(Math.log10(r[1]) - Math.log10(r[0]), 1e-12);
+    return r[1] > r[0] ? (uniform - r[0]) / (r[1] - r[0]) : 0;
+  }
+
+  // every cell within NEARLY of the uniform level (overlay.nearly_uniform)
+  function nearlyUniform(m, uniform) {
+    if (uniform == null) return false;
+    for (let i = 0; i < m.length; i++) if (!(Math.abs(m[i] / uniform - 1) < NEARLY)) return false;
+    return true;
+  }
+
+  // RGBA (Uint8ClampedArray) of map m: colour lut[⌊v·256⌋], opacity alpha·√v (relative to uniform: v from the
+  // ratio to 1/N, 0.5 at it, and opacity alpha everywhere)
+  function paint(m, lo, hi, norm, alpha, lut, uniform) {
+    const out = new Uint8ClampedArray(m.length * 4), log = isLog(norm), rel = isRelative(norm, uniform);
+    const llo = Math.log10(lo), span = log ? Math.max(Math.log10(hi) - llo, 1e-12) : hi - lo, l2 = 2 * Math.log2(SPAN);
     for (let i = 0; i < m.length; i++) {
       let v;
-      if (log) v = (Math.log10(Math.max(m[i], 1e-300)) - llo) / span;
+      if (rel) v = 0.5 + Math.log2(Math.max(m[i], 1e-300) / uniform) / l2;
+      else if (log) v = (Math.log10(Math.max(m[i], 1e-300)) - llo) / span;
       else v = hi > lo ? (m[i] - lo) / span : 0;
       v = Math.min(1, Math.max(0, v));
       const c = lut[Math.min(255, Math.floor(v * 256))];
       out[4 * i] = c[0]; out[4 * i + 1] = c[1]; out[4 * i + 2] = c[2];
-      out[4 * i + 3] = Math.round(255 * alpha * Math.sqrt(v));
+      out[4 * i + 3] = Math.round(255 * alpha * (rel ? 1 : Math.sqrt(v)));
     }
     return out;
   }
@@ -221,7 +242,9 @@ const VizattnHover = (() => {
     return [Math.min(grid[0] - 1, Math.floor(y * grid[0] / shape[0])), Math.min(grid[1] - 1, Math.floor(x * grid[1] / shape[1]))];
   }
 
-  // every panel's map for image pixel (y, x) of an H×W image, its colorbar range and its RGBA
+  // every panel's map for image pixel (y, x) of an H×W image, its colorbar range, its RGBA, its uniform level
+  // (1/N for a distribution), where that sits on the colorbar and whether the map is nearly uniform. opts.lut
+  // colours the maps, opts.relativeLut those drawn relative to uniform
   function draw(specs, T, kinds, shape, y, x, opts) {
     const maps = specs.map(s => {
       const [gy, gx] = cellOf(y, x, s.grid, shape);
@@ -231,11 +254,16 @@ const VizattnHover = (() => {
     const shared = {};
     maps.forEach((m, i) => { shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, m.top); });
     maps.forEach((m, i) => {
-      m.range = range(m.map, opts.norm, isShared(opts.norm) ? shared[kinds[i]] : null, opts.clip, m.top);
-      m.rgba = paint(m.map, m.range[0], m.range[1], opts.norm, opts.alpha, opts.lut);
+      m.uniform = kinds[i] === "distribution" ? 1 / m.map.length : null;
+      m.relative = isRelative(opts.norm, m.uniform);
+      m.range = range(m.map, opts.norm, isShared(opts.norm) ? shared[kinds[i]] : null, opts.clip, m.top, m.uniform);
+      m.rgba = paint(m.map, m.range[0], m.range[1], opts.norm, opts.alpha, m.relative ? opts.relativeLut : opts.lut, m.uniform);
+      m.at = uniformAt(opts.norm, m.range, m.uniform);
+      m.nearly = nearlyUniform(m.map, m.uniform);
     });
     return maps;
   }
 
-  return { tensors: tensors, row: row, range: range, paint: paint, draw: draw, cellOf: cellOf };
+  return { tensors: tensors, row: row, range: range, paint: paint, draw: draw, cellOf: cellOf, uniformAt: uniformAt,
+           nearlyUniform: nearlyUniform, isRelative: isRelative, RELATIVE: RELATIVE, SPAN: SPAN };
 })();

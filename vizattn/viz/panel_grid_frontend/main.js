@@ -10,12 +10,12 @@ function send(type, data) {
 }
 
 let state = null;        // the last args
-let figures = [];        // one {root, caption, stage, base, heat, canvas, cell, mark, lo, hi, grad} per panel
+let figures = [];        // one {root, caption, stage, base, heat, canvas, cell, mark, lo, hi, grad, u, ul, note} per panel
 let layoutKey = "";
 let factors = null;      // {key, T}: the decoded tensors of the current (model, image)
 let hovering = null;     // [y, x] under the pointer, or null
 let asked = null;        // the factors key last asked for
-let shown = [];          // what each panel shows now: {map, grid, range}
+let shown = [];          // what each panel shows now: {map, grid, range, uniform}
 const timings = [];      // pointer event → frame with the new panels painted (ms), read by `vizattn bench app`
 window.vizattnTimings = timings;
 const tip = document.getElementById("tip");
@@ -47,12 +47,14 @@ function build(n, columns) {
     fig.innerHTML = '<figcaption><div class="name"></div><div class="sub"></div></figcaption>' +
                     '<div class="stage"><img class="base" alt=""><img class="heat" alt=""><canvas class="heat"></canvas>' +
                     '<div class="cell"></div><div class="mark"></div></div>' +
-                    '<div class="bar"><span class="lo"></span><div class="grad"></div><span class="hi"></span></div>';
+                    '<div class="bar"><span class="lo"></span><div class="grad"><div class="u" hidden></div>' +
+                    '<span class="ul" hidden></span></div><span class="hi"></span></div><div class="note"></div>';
     grid.appendChild(fig);
     const f = { root: fig, name: fig.querySelector(".name"), sub: fig.querySelector(".sub"), stage: fig.querySelector(".stage"),
                 base: fig.querySelector("img.base"), heat: fig.querySelector("img.heat"), canvas: fig.querySelector("canvas"),
                 cell: fig.querySelector(".cell"), mark: fig.querySelector(".mark"), index: i,
-                grad: fig.querySelector(".grad"), lo: fig.querySelector(".lo"), hi: fig.querySelector(".hi") };
+                grad: fig.querySelector(".grad"), lo: fig.querySelector(".lo"), hi: fig.querySelector(".hi"),
+                u: fig.querySelector(".u"), ul: fig.querySelector(".ul"), note: fig.querySelector(".note") };
     f.stage.addEventListener("mousemove", e => move(f, e));
     f.stage.addEventListener("mouseleave", leave);
     f.stage.addEventListener("click", e => click(f, e));
@@ -80,22 +82,41 @@ function place(f, y, x, box) {
   Object.assign(f.mark.style, { top: pct(y + 0.5, h), left: pct(x + 0.5, w) });
 }
 
-function label(f, range) {
-  f.lo.textContent = weight(range[0]);
-  f.hi.textContent = weight(range[1]) + (state.log ? " (log)" : "");
+// the colorbar of what a panel shows (s: {range, uniform, at, relative, nearly}): its ends in weights (relative to
+// uniform: as ratios to 1/N), a mark at the uniform level 1/N of a distribution, and a note when the scale is not the
+// chosen one (a gate under "relative to uniform") or the map is nearly uniform
+function label(f, s, kind) {
+  const range = s.range;
+  f.grad.style.background = s.relative ? state.relative_colorbar : state.colorbar;
+  f.lo.textContent = s.relative ? `×1/${VizattnHover.SPAN}` : weight(range[0]);
+  f.hi.textContent = s.relative ? `×${VizattnHover.SPAN} (log)` : weight(range[1]) + (state.log ? " (log)" : "");
+  const marked = s.at !== null && s.at !== undefined;
+  f.u.hidden = f.ul.hidden = !marked;
+  if (marked) {
+    const at = Math.min(1, Math.max(0, s.at));
+    f.u.style.left = f.ul.style.left = pct(at, 1);
+    f.ul.textContent = s.at < 0 ? "◂ uniform" : s.at > 1 ? "uniform ▸" : "uniform";
+    f.ul.title = f.u.title = `uniform level 1/N = ${weight(s.uniform)} (N = ${Math.round(1 / s.uniform)} cells)` +
+                             (s.at < 0 || s.at > 1 ? ", off this scale" : "");
+  }
+  const notes = [];
+  if (state.norm === VizattnHover.RELATIVE && kind !== "distribution") notes.push("gate: absolute 0…1 (not a distribution)");
+  if (s.nearly) notes.push("nearly uniform (within 5% of 1/N everywhere)");
+  f.note.textContent = notes.join(" · ");
 }
 
 // live: compute and paint every panel's map for image pixel (y, x)
 function drawLive(y, x) {
   const maps = VizattnHover.draw(state.specs, factors.T, state.panels.map(p => p.kind), state.shape, y, x,
-                                 { norm: state.norm, clip: state.clip, alpha: state.alpha, lut: state.lut });
-  shown = maps.map((m, i) => ({ map: m.map, grid: state.specs[i].out, range: m.range }));
+                                 { norm: state.norm, clip: state.clip, alpha: state.alpha, lut: state.lut,
+                                   relativeLut: state.relative_lut });
+  shown = maps.map((m, i) => ({ map: m.map, grid: state.specs[i].out, range: m.range, uniform: m.uniform }));
   maps.forEach((m, i) => {
     const f = figures[i], s = state.specs[i], [oh, ow] = s.out;
     if (f.canvas.width !== ow || f.canvas.height !== oh) { f.canvas.width = ow; f.canvas.height = oh; }
     f.canvas.getContext("2d").putImageData(new ImageData(m.rgba, ow, oh), 0, 0);
     place(f, y, x, cellBox(m.cell[0], m.cell[1], s.grid));
-    label(f, m.range);
+    label(f, m, state.panels[i].kind);
   });
   document.body.dataset.showing = `${y},${x}`;
   // the title says which query the panels show: the pinned one, or the one under the pointer
@@ -122,8 +143,9 @@ function showTip(f, e, at) {
   if (!s) return;
   const [gy, gx] = VizattnHover.cellOf(at[0], at[1], s.grid, state.shape);
   const v = s.map[gy * s.grid[1] + gx];
+  const ratio = s.uniform ? ` (×${(v / s.uniform).toPrecision(2)} uniform)` : "";
   const lines = [state.panels[f.index].title, `pixel (${at[0]}, ${at[1]}) · cell (${gy}, ${gx})`,
-                 hovering ? `its own weight ${v.toPrecision(3)} · click to pin` : `weight ${v.toPrecision(4)}`];
+                 hovering ? `its own weight ${v.toPrecision(3)}${ratio} · click to pin` : `weight ${v.toPrecision(4)}${ratio}`];
   tip.textContent = "";
   lines.forEach(t => { const d = document.createElement("div"); d.textContent = t; tip.appendChild(d); });
   tip.hidden = false;
@@ -197,7 +219,6 @@ function render(args) {
     f.name.textContent = p.title;
     f.name.title = p.title;
     f.sub.textContent = p.subtitle || "";
-    f.grad.style.background = args.colorbar;
     f.heat.hidden = live;
     f.canvas.hidden = !live;
     const sources = [[f.base, args.image]].concat(live ? [] : [[f.heat, p.heat]]);
@@ -208,9 +229,9 @@ function render(args) {
       }
     }
     if (!live) {
-      shown[i] = { map: decodeWeights(p.weights), grid: p.grid, range: p.range };
+      shown[i] = { map: decodeWeights(p.weights), grid: p.grid, range: p.range, uniform: p.uniform };
       place(f, args.pixel[0], args.pixel[1], p.box);
-      label(f, p.range);
+      label(f, p, p.kind);
     }
   });
   if (live) {
