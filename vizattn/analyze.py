@@ -20,6 +20,7 @@ import numpy as np
 from vizattn.errors import VizattnError
 from vizattn.io import image_geometry, read_label
 from vizattn.outputs import check_names, output_dir, read_small, replace_into, write_into
+from vizattn.analysis.summary import TAIL_K
 from vizattn.runs import Plan, bind, file_digest, load_plan, shard_file, verify
 
 IGNORE = 255  # the label value Cityscapes and ADE20K use for "no class"
@@ -180,7 +181,7 @@ class ShardWorker:
                     fw = run_model(self.model, image)
                 # the seed is the image's place in the whole set: the same numbers whichever worker runs it
                 s = analyse_forward(self.name, fw, io_, labels, instances, self.classes, self.job.queries,
-                                    seed=first_index + offset)
+                                    seed=first_index + offset, image=item)
                 rows += s.per_image_rows(item, self.name)
                 total = total.merge(s)
         return total.to_dict(), rows
@@ -213,6 +214,15 @@ def write_shard(out: Path, plan: Plan, shard: int, items: list[str], summary: di
     replace_into(folder, f"{shard:05d}.parquet", buf.getvalue())
     replace_into(folder, f"{shard:05d}.json",
                  shard_file(plan, shard, items, summary, buf.getvalue(), len(rows), plan.model_sha256))
+
+
+def extremes_schema():
+    """extremes.parquet: per statistic × class × module/view, the TAIL_K highest and lowest queries."""
+    import pyarrow as pa
+
+    return pa.schema([("statistic", pa.string()), ("class", pa.string()), ("module", pa.string()),
+                      ("view", pa.string()), ("image", pa.string()), ("y", pa.int64()), ("x", pa.int64()),
+                      ("value", pa.float64()), ("rank", pa.int64()), ("end", pa.string())])
 
 
 def row_schema():
@@ -317,7 +327,7 @@ def run_ray(job: Job, plan: Plan, tasks, out: Path, workers: int, address: str |
 
 # --- the whole run --------------------------------------------------------------------------------------------
 
-REPORT_FILES = ("rows.parquet", "summary.json", "report.md",
+REPORT_FILES = ("rows.parquet", "extremes.parquet", "summary.json", "report.md",
                 *(f"{name}.{fmt}" for name in ("query_independence", "unary_binary", "psa", "where_own_class",
                                                "where_distance_px") for fmt in ("png", "svg")))
 
@@ -376,7 +386,7 @@ def finish(out: Path, job: Job, plan: Plan) -> dict:
     from vizattn import jsonsafe
     from vizattn.analysis import query_independence as qi
     from vizattn.analysis import unary
-    from vizattn.analysis.summary import Summary, sections
+    from vizattn.analysis.summary import Summary, sections, tail_rows
     from vizattn.report import _save, save_where_figures
     from vizattn.viz import analysis_figures as figs
 
@@ -401,6 +411,11 @@ def finish(out: Path, job: Job, plan: Plan) -> dict:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     write_into(out, "rows.parquet", buf.getvalue())
+    extremes = tail_rows(Summary.from_dict(summary))
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(extremes, schema=extremes_schema()), buf)
+    write_into(out, "extremes.parquet", buf.getvalue())
+    result["extremes"] = len(extremes)
     write_into(out, "summary.json", (jsonsafe.dumps({"result": result, "summary": summary}, indent=2) + "\n").encode())
     written: list[str] = []
     if numbers["query_independence"]:
@@ -439,7 +454,10 @@ def render(r: dict, unary_paper) -> str:
         for m, table in r["where"].items():
             lines += [f"| {m} | {c} | {f(v.get('own_class'))} | {f(v.get('own_instance'))} | "
                       f"{f(v.get('distance_px'))} | {v.get('queries', 0)} |" for c, v in table.items()]
-        lines += ["", "![](where_own_class.png)", ""]
+        lines += ["", "![](where_own_class.png)", "",
+                  f"The {TAIL_K} queries with the highest and the lowest value of each statistic (own-class and "
+                  "own-instance mass, distance, entropy), per module and query class, with their image and pixel: "
+                  f"`extremes.parquet` ({r.get('extremes', 0)} rows).", ""]
     if r.get("psa"):
         lines += ["## PSA weights", "", "| model | branch | mean | std | saturated |", "|---|---|---|---|---|"]
         lines += [f"| {m} | {b} | {f(v[b]['mean'])} | {f(v[b]['std'])} | {f(v[b]['saturated_share'])} |"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -48,7 +49,6 @@ def reference(tmp_path_factory):
 
 
 def test_a_run_writes_shards_rows_summary_figures_and_report(reference):
-    import pyarrow.parquet as pq
 
     out, result = reference
     assert sorted(p.name for p in (out / "shards").glob("*.json")) == ["00000.json", "00001.json", "00002.json"]
@@ -102,6 +102,12 @@ def test_local_processes_and_ray_give_the_same_numbers(reference, tmp_path):
     finally:
         ray.shutdown()
     close(merged(tmp_path / "ray"), merged(ref_out))
+    want = pq.read_table(ref_out / "extremes.parquet").to_pylist()  # the extremes too, from every engine
+    for run in ("two", "ray"):
+        got = pq.read_table(tmp_path / run / "extremes.parquet").to_pylist()
+        assert [{k: v for k, v in r.items() if k != "value"} for r in got] == \
+            [{k: v for k, v in r.items() if k != "value"} for r in want]
+        assert [r["value"] for r in got] == pytest.approx([r["value"] for r in want], rel=1e-7, abs=1e-12)
 
 
 def _children(pid: int) -> list[int]:

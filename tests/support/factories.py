@@ -37,3 +37,27 @@ def slow_model():
 
 def plain_model():
     return _Broken("ok")
+
+
+class TinyAttention(nn.Module):
+    """Nine-class logits through one nn.MultiheadAttention on a stride-16 grid: a model of our label set whose
+    attention grid differs from our segmenters' (stride 8)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(3, 16, 16, stride=16)
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.classifier = nn.Conv2d(16, 9, 1)
+
+    def forward(self, x):
+        f = self.stem(x)
+        b, c, h, w = f.shape
+        t = f.flatten(2).transpose(1, 2)
+        t = self.attention(t, t, t, need_weights=False)[0]
+        out = self.classifier(t.transpose(1, 2).reshape(b, c, h, w))
+        return nn.functional.interpolate(out, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def tiny_attention():
+    return TinyAttention()

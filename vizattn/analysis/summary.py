@@ -17,20 +17,33 @@ from vizattn.analysis import unary
 from vizattn.analysis.maps import maps_at, sample_queries
 from vizattn.analysis.psa import SATURATION
 from vizattn.analysis.where import where_attention_goes
+from vizattn.explore import cell_centre
 
 SEP = "|"
 HIST_BINS = 20
+TAIL_K = 5  # the highest and lowest queries kept per statistic × class × module/view (vizattn analyze's extremes)
 
 
 class Summary:
     """moments: key -> [sum, count, sum of squares]; hists: key -> counts over [0, 1] in HIST_BINS bins;
-    extremes: key -> [min, max]; info: key -> a string (e.g. PSA's mode)."""
+    extremes: key -> [min, max]; info: key -> a string (e.g. PSA's mode); tails: key -> {"top": [...], "bottom":
+    [...]}, the TAIL_K queries with the highest and lowest values, each [value, image, y, x] (image pixels)."""
 
-    def __init__(self, moments=None, hists=None, extremes=None, info=None):
+    def __init__(self, moments=None, hists=None, extremes=None, info=None, tails=None):
         self.moments: dict[str, list[float]] = moments or {}
         self.hists: dict[str, list[int]] = hists or {}
         self.extremes: dict[str, list[float]] = extremes or {}
         self.info: dict[str, str] = info or {}
+        self.tails: dict[str, dict[str, list]] = tails or {}
+
+    def add_tail(self, key: tuple, value: float, image: str, y: int, x: int) -> None:
+        """One query's value, kept if it is among the TAIL_K highest or lowest of its key."""
+        if not math.isfinite(value):
+            return
+        k = SEP.join(map(str, key))
+        entry = [float(value), str(image), int(y), int(x)]
+        old = self.tails.get(k, {"top": [], "bottom": []})
+        self.tails[k] = _trim(old["top"] + [entry], old["bottom"] + [entry])
 
     def add(self, key: tuple, values) -> None:
         """Add one value or many (NaN and ±Inf are skipped, as nanmean would)."""
@@ -69,6 +82,10 @@ class Summary:
             a, b = out.extremes.get(k, [math.inf, -math.inf])
             out.extremes[k] = [min(a, lo), max(b, hi)]
         out.info.update(other.info)
+        out.tails = {k: dict(v) for k, v in self.tails.items()}
+        for k, t in other.tails.items():
+            mine = out.tails.get(k, {"top": [], "bottom": []})
+            out.tails[k] = _trim(mine["top"] + t["top"], mine["bottom"] + t["bottom"])
         return out
 
     def mean(self, key: str) -> float:
@@ -80,17 +97,40 @@ class Summary:
         return [k.split(SEP) for k in self.moments if k.split(SEP)[: len(p)] == p]
 
     def to_dict(self) -> dict:
-        return {"moments": self.moments, "hists": self.hists, "extremes": self.extremes, "info": self.info}
+        return {"moments": self.moments, "hists": self.hists, "extremes": self.extremes, "info": self.info,
+                "tails": self.tails}
 
     @classmethod
     def from_dict(cls, d: dict) -> Summary:
         return cls({k: list(v) for k, v in d["moments"].items()}, {k: list(v) for k, v in d["hists"].items()},
-                   {k: list(v) for k, v in d["extremes"].items()}, dict(d["info"]))
+                   {k: list(v) for k, v in d["extremes"].items()}, dict(d["info"]),
+                   {k: {"top": [list(e) for e in v["top"]], "bottom": [list(e) for e in v["bottom"]]}
+                    for k, v in d.get("tails", {}).items()})
 
     def per_image_rows(self, image: str, model: str) -> list[dict]:
         """One row per statistic of a one-image summary (mean over its queries or values), for Parquet."""
         return [{"image": image, "model": model, "statistic": k, "value": s / n, "count": int(n)}
                 for k, (s, n, _) in sorted(self.moments.items())]
+
+
+def _trim(top: list, bottom: list) -> dict:
+    """The TAIL_K highest and lowest entries, ties broken by (image, y, x): the same whatever the merge order."""
+    top = sorted({tuple(e) for e in top}, key=lambda e: (-e[0], e[1], e[2], e[3]))[:TAIL_K]
+    bottom = sorted({tuple(e) for e in bottom}, key=lambda e: (e[0], e[1], e[2], e[3]))[:TAIL_K]
+    return {"top": [list(e) for e in top], "bottom": [list(e) for e in bottom]}
+
+
+def tail_rows(s: Summary) -> list[dict]:
+    """The extremes as rows: statistic, class, module, view, image, y, x, value, rank (1 = most extreme), end."""
+    rows = []
+    for key, t in sorted(s.tails.items()):
+        _, module, view, cls, stat = key.split(SEP)
+        for end in ("top", "bottom"):
+            for rank, (value, image, y, x) in enumerate(t[end], 1):
+                rows.append({"statistic": stat, "class": cls, "module": module, "view": view, "image": image,
+                             "y": y, "x": x, "value": value, "rank": rank,
+                             "end": "highest" if end == "top" else "lowest"})
+    return rows
 
 
 def merge_all(summaries) -> Summary:
@@ -105,8 +145,9 @@ def module_label(model: str, module: str, records: int) -> str:
 
 
 def analyse_forward(name: str, fw, module_io: dict | None, labels: np.ndarray | None, instances: np.ndarray | None,
-                    classes: list[str], queries: int = 64, seed: int = 0) -> Summary:
-    """Every per-image statistic of the report for one model's captured forward on one image.
+                    classes: list[str], queries: int = 64, seed: int = 0, image: str | None = None) -> Summary:
+    """Every per-image statistic of the report for one model's captured forward on one image. With `image` (its
+    name in a data set) the per-query values also feed the extremes (`tails`) at their image pixels.
     `labels` (H×W class indices in the model's classes: ground truth, else its prediction) and `instances`
     (optional) feed the class/instance mass; `module_io` (module name -> (input, output)) the GCNet analysis.
     Which statistics a record gets is its class's `statistics`."""
@@ -139,9 +180,13 @@ def analyse_forward(name: str, fw, module_io: dict | None, labels: np.ndarray | 
             for row in rows:  # every query counts: class means over all queries of all images
                 if not 0 <= row["class"] < len(classes):  # an ignored label (255) or a class the model lacks
                     continue
-                for k in ("own_class", "own_instance", "distance_px"):
+                py, px = cell_centre(row["y"], row["x"], fw.shape, rec.grid)
+                for k in ("own_class", "own_instance", "distance_px", "entropy"):
                     if k in row:
                         s.add(("where", label, classes[row["class"]], k), row[k])
+                        if image is not None:
+                            s.add_tail(("where", label, rec.default_view, classes[row["class"]], k), row[k],
+                                       image, py, px)
         if "psa_weights" in stats:
             s.info[SEP.join(("psa", name, "mode"))] = rec.config["mode"]
             for branch, key in (("channel", "channel_weights"), ("spatial", "spatial_weights")):

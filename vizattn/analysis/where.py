@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 
 from vizattn.analysis.maps import maps_at, sample_queries
-from vizattn.analysis.stats import mean_distance
+from vizattn.analysis.stats import entropy, mean_distance
 from vizattn.explore import cell_indices
 
 
@@ -35,8 +35,9 @@ def where_attention_goes(rec, labels: np.ndarray, instances: np.ndarray | None, 
     rows = []
     for (y, x), m in zip(q, maps):
         total = m.sum()
-        row = {"class": int(grid_cls[y, x]), "own_class": float(m[grid_cls == grid_cls[y, x]].sum() / total),
-               "distance_px": mean_distance(m, (y, x), px)}
+        row = {"class": int(grid_cls[y, x]), "y": int(y), "x": int(x),
+               "own_class": float(m[grid_cls == grid_cls[y, x]].sum() / total),
+               "distance_px": mean_distance(m, (y, x), px), "entropy": entropy(m)}  # 0: one cell, 1: uniform
         if grid_inst[y, x] > 0:
             row["own_instance"] = float(m[grid_inst == grid_inst[y, x]].sum() / total)
         rows.append(row)
