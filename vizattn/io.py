@@ -35,6 +35,37 @@ _REFUSED: OrderedDict[str, tuple] = OrderedDict()  # content hash -> (file name,
 _REFUSED_MAX = 256
 
 
+class Content(bytes):
+    """Bytes a user gave (an upload) with their name and their sha256, computed once: the app's caches, the
+    refusal memory and the model's provenance all key by the same hash."""
+
+    def __new__(cls, data: bytes, name: str | None = None):
+        obj = super().__new__(cls, data)
+        obj.name = name
+        return obj
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self).hexdigest()
+
+
+def sha256_of(data: bytes) -> str:
+    """The sha256 of bytes, once for Content."""
+    return data.sha256 if isinstance(data, Content) else hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(source: str | Path | bytes) -> str:
+    """The full sha256 of a file's bytes (read in 1 MiB blocks) or of bytes: what exports and runs name a model
+    or an image by."""
+    if isinstance(source, (bytes, bytearray)):
+        return sha256_of(bytes(source) if isinstance(source, bytearray) else source)
+    h = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def remember_refusals(read):
     """Refusals are remembered by content hash: the same bad bytes (a rerun, a second session) are refused again
     at once, without being parsed or decoded a second time."""
@@ -42,7 +73,7 @@ def remember_refusals(read):
     def wrapper(source, name=None, *args, **kwargs):
         if not isinstance(source, (bytes, bytearray)):
             return read(source, name, *args, **kwargs)
-        digest = hashlib.sha256(source).hexdigest()
+        digest = sha256_of(source)
         if digest in _REFUSED:
             old, sentence = _REFUSED[digest]
             raise VizattnError(sentence.replace(f"'{old}'", f"'{name}'") if name and old else sentence)
@@ -81,8 +112,8 @@ def read_checkpoint(source: str | Path | bytes, name: str | None = None) -> tupl
 
 def _read_bytes(source, name, limit, what) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-        name = name or f"uploaded {what}"
+        data = source if isinstance(source, bytes) else bytes(source)  # never a copy of an upload
+        name = name or getattr(source, "name", None) or f"uploaded {what}"
     else:
         path = Path(source)
         name = name or path.name

@@ -8,12 +8,13 @@ never merged and is named; a folder bound to another plan (other arguments, imag
 same path) is refused with one sentence."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vizattn.errors import VizattnError
+from vizattn.io import file_sha256 as file_digest  # noqa: F401 (analyze hashes images by it)
+from vizattn.io import sha256_of
 from vizattn.outputs import read_small, replace_into, subfolder
 
 MANIFEST = "analyze.json"
@@ -21,18 +22,6 @@ MANIFEST = "analyze.json"
 
 def canonical(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from vizattn.errors import VizattnError
+from vizattn.io import file_sha256  # noqa: F401 (re-exported: the zoo names models by it)
 
 DEFAULT_SCENE_SIZE = 384
 
@@ -49,17 +50,6 @@ def image_source(spec: str, size: int = DEFAULT_SCENE_SIZE) -> ImageSource:
     from vizattn.io import read_image
 
     return ImageSource(read_image(spec), safe_name(Path(spec).stem))
-
-
-def file_sha256(source: str | Path | bytes) -> str:
-    """The full sha256 of a file's bytes (read in 1 MiB blocks) or of bytes: what an export names a model by."""
-    if isinstance(source, (bytes, bytearray)):
-        return hashlib.sha256(source).hexdigest()
-    h = hashlib.sha256()
-    with open(source, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safe_name(text: str) -> str:
