@@ -103,6 +103,12 @@ class AttentionRecord:
     distribution_views = ()
     #: what `outside_share` measures, for the page
     outside_label = "zero padding"
+    #: max |Δ| between the kept maps · the module's values and the module's own output, at a sample of queries
+    #: (set by the foreign observer where it saw both); None: not checked. Plain class attributes, not dataclass
+    #: fields, so that subclasses may still declare fields without defaults.
+    verified = None
+    #: the largest |Δ| that still counts as verified (set with `verified`: it depends on the dtype and scale)
+    verified_tolerance = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -128,6 +134,21 @@ class AttentionRecord:
         hover.js runs (`f`: rows, cross, isa, psanet or const), its parameters, and the tensors it reads as
         `Factor`s; None when the browser has no formula for this kind (its grid keeps the server path)."""
         return None
+
+    @property
+    def verification(self) -> str:
+        """Whether the kept maps are the ones the module used, in words: records of vizattn's own modules are
+        verified by construction (their tests rebuild each module's output from its records); a foreign record
+        says what the rebuild at sampled queries found, or that it could not be checked."""
+        if self.verified is not None:
+            delta = _short(self.verified)
+            if self.verified_tolerance is None or self.verified <= self.verified_tolerance:
+                return f"verified (max |Δ| {delta})"
+            return (f"NOT verified: max |Δ| {delta} between the kept rows · values and the module's own output "
+                    f"(tolerance {_short(self.verified_tolerance)}); these maps are not what it used")
+        if type(self).__module__.startswith("vizattn.modules."):
+            return "verified by construction (vizattn's own module)"
+        return "softmax as computed; its use not verified"
 
     def query_independent(self, view: str | None = None) -> bool:
         return (view or self.default_view) in self.query_independent_views
@@ -171,6 +192,16 @@ class AttentionRecord:
         if not (0 <= int(batch) < self.batch):
             raise VizattnError(f"Batch index {batch} does not exist; the capture holds {self.batch} image(s).")
         return view
+
+
+def _short(value: float) -> str:
+    """1 significant digit, compact exponent: 3e-7, 0.4, 0."""
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 9.5:  # .1g would round 9.5 up to an exponent
+        return f"{value:.1g}"
+    mant, exp = f"{value:.0e}".split("e")
+    return f"{mant}e{int(exp)}"
 
 
 def active_sessions(module: nn.Module) -> tuple[Session, ...]:

@@ -10,6 +10,9 @@ them already); fused attention is kept as its q and k, and rows are computed on 
 The rows become maps once their length is matched to a grid: the module's own height/width arguments, its
 4-D input, or the model's input image at some stride, with leading class/register tokens set aside; a length
 that fits no grid gives a record that says so instead of a guess.
+Where a module's values and output are seen too (an SDPA call; a softmax whose rows are multiplied next), the
+capture rebuilds rows · values at 16 sampled queries when it closes and compares them with the module's own
+output: `record.verified` is that max |Δ| and `record.verification` says it in words.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ SKIP = object()
 SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
 MATMUL = {torch.matmul, torch.Tensor.matmul, torch.bmm, torch.Tensor.bmm, torch.Tensor.__matmul__}
 MAX_EXTRA_TOKENS = 17  # a class token and up to 16 register tokens
+VERIFY_QUERIES = 16  # queries per record whose rows · values are compared with the module's output
 
 
 def select(model: nn.Module, patterns) -> dict[int, str]:
@@ -138,6 +142,17 @@ class ForeignRecord(AttentionRecord):
         rows = self._rows(int(y), int(x), int(batch))[:, :e].sum(-1)
         return float(rows.mean() if view == "mean" else rows[int(view[4:])])
 
+    def rows_at(self, queries: torch.Tensor, stacks: slice = slice(None)) -> torch.Tensor:
+        """S × len(queries) × M in float64: the full rows (extra tokens included) of the query tokens `queries`
+        for the stacks (batch·heads) in `stacks`; only these rows are computed, never N×N."""
+        if "rows" in self.data:
+            return self.data["rows"][stacks][:, queries].double()
+        q, k = self.data["q"][stacks][:, queries].double(), self.data["k"][stacks].double()
+        logits = q @ k.transpose(-1, -2) * self.config["scale"]
+        if "mask" in self.data:
+            logits = logits + self.data["mask"][stacks][:, queries].double()
+        return torch.softmax(logits, dim=-1)
+
     def all_rows(self, batch: int = 0) -> torch.Tensor:
         """heads × N × M, every row (for tests and small grids)."""
         heads = self.config["heads"]
@@ -186,6 +201,7 @@ class Observer(TorchFunctionMode):
         self._pending: dict[int, ForeignRecord] = {}  # id(softmax output) -> its record, until its values are seen
         self.counts: dict[str, int] = {}
         self.state: dict = {}
+        self._made: list[ForeignRecord] = []  # verified when the capture closes (rows may change until then)
 
     def _owner(self) -> _Call | None:
         frame, model_hw, owner = sys._getframe(2), None, None
@@ -218,6 +234,14 @@ class Observer(TorchFunctionMode):
                 rec.data["output"] = out.detach().flatten(0, -3)
         return out
 
+    def __exit__(self, exc_type, exc, tb):
+        out = super().__exit__(exc_type, exc, tb)
+        made, self._made = self._made, []
+        if exc_type is None:
+            for record in made:
+                verify(record)
+        return out
+
     def _name(self, base: str) -> str:
         n = self.counts.get(base, 0)
         self.counts[base] = n + 1
@@ -238,6 +262,8 @@ class Observer(TorchFunctionMode):
             return
         name = self._name(base)
         self.session.add_named(name, record)
+        if isinstance(record, ForeignRecord):
+            self._made.append(record)
         if func in SOFTMAX and isinstance(record, ForeignRecord) and "rows" in record.data:
             self._pending[id(out)] = record
 
@@ -272,6 +298,8 @@ def generic_record(call: _Call, payload) -> AttentionRecord | None:
         scale = kwargs.get("scale") or (args[6] if len(args) > 6 else None) or q.shape[-1] ** -0.5
         data = {"q": q.detach().flatten(0, -3), "k": k.detach().flatten(0, -3)}
         if isinstance(mask, torch.Tensor):
+            if mask.dtype == torch.bool:  # SDPA's boolean mask: True takes part, False is left out (−inf logit)
+                mask = torch.zeros(mask.shape, dtype=q.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
             data["mask"] = mask.detach().expand(*q.shape[:-1], k.shape[-2]).flatten(0, -3)
         if kwargs.get("is_causal") or (len(args) > 5 and args[5]):
             return None  # causal attention is not over an image grid
@@ -316,6 +344,37 @@ def rows_record(call: _Call, data: dict, n: int, m: int, scale: float, batch: in
     return ForeignRecord(kind, qg, batch, data, config)
 
 
+def sample_queries(n: int, count: int = VERIFY_QUERIES) -> torch.Tensor:
+    """`count` query indices spread evenly over 0..n−1 (both ends included): the same ones every time."""
+    return torch.linspace(0, n - 1, min(n, count)).round().long().unique()
+
+
+def set_verified(rec: AttentionRecord, rebuilt: torch.Tensor, output: torch.Tensor) -> None:
+    """Record max |rebuilt − output| and the tolerance it is judged by: float32/64 kernels agree with a float64
+    rebuild to ~1e-6 of the output's scale; half-precision kernels (GPU autocast) to a few 1e-3."""
+    scale = max(1.0, float(output.abs().max()))
+    rec.verified = float((rebuilt.double() - output.double()).abs().max())
+    rec.verified_tolerance = (1e-4 if output.dtype in (torch.float32, torch.float64) else 3e-2) * scale
+
+
+def verify(rec: ForeignRecord) -> None:
+    """Rebuild rows · values at `sample_queries` and compare with the module's own output (when both were seen).
+    Runs with torch functions undispatched, so an enclosing capture never records the check itself; a record
+    whose tensors do not line up (grouped-query heads, say) stays unchecked rather than failing the capture."""
+    if rec.verified is not None or "values" not in rec.data or "output" not in rec.data:
+        return
+    values, output = rec.data["values"], rec.data["output"]
+    try:
+        with torch.no_grad(), torch._C.DisableTorchFunction():
+            queries = sample_queries(output.shape[-2])
+            rows = rec.rows_at(queries)
+            if rows.shape[0] != values.shape[0] or rows.shape[-1] != values.shape[-2]:
+                return
+            set_verified(rec, rows @ values.double(), output[:, queries])
+    except RuntimeError:  # pragma: no cover - shapes that broadcast in the kernel but not here
+        rec.verified = rec.verified_tolerance = None
+
+
 def reconstruction(rec: ForeignRecord) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(rows · values, output) when the values were seen: the captured rows rebuild the module's output."""
     if "values" not in rec.data or "output" not in rec.data:
@@ -324,4 +383,5 @@ def reconstruction(rec: ForeignRecord) -> tuple[torch.Tensor, torch.Tensor] | No
     return rows.to(rec.data["values"].dtype) @ rec.data["values"], rec.data["output"]
 
 
-__all__ = ["SKIP", "ForeignRecord", "Observer", "UnmappedRecord", "fit_grid", "select", "reconstruction", "np"]
+__all__ = ["SKIP", "ForeignRecord", "Observer", "UnmappedRecord", "fit_grid", "select", "reconstruction",
+           "sample_queries", "set_verified", "verify", "np"]

@@ -1,12 +1,13 @@
 """`torch.nn.MultiheadAttention` over a flattened grid: the rows are rebuilt from the call's own inputs and
-projection weights (its fused fast path computes none; PyTorch skips that path while a capture observes)."""
+projection weights (its fused fast path computes none; PyTorch skips that path while a capture observes), and
+verified: rows · values, merged and projected by the module's own out_proj, give its output at sampled queries."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizattn.foreign.observe import UnmappedRecord, rows_record
+from vizattn.foreign.observe import ForeignRecord, UnmappedRecord, rows_record, sample_queries, set_verified
 
 
 def matches(module: nn.Module) -> bool:
@@ -54,4 +55,23 @@ def interpret(call, payload):
             mask = mask + kpm.repeat_interleave(heads, 0)[:, None, :]
         if a.get("attn_mask") is not None or a.get("key_padding_mask") is not None:
             data["mask"] = mask
-    return rows_record(call, data, q.shape[1], k.shape[1], (e // heads) ** -0.5, batch=q_in.shape[1])
+    record = rows_record(call, data, q.shape[1], k.shape[1], (e // heads) ** -0.5, batch=q_in.shape[1])
+    if isinstance(record, ForeignRecord):
+        _verify(record, out, a, heads, batch=q_in.shape[1], unbatched=a["query"].dim() == 2)
+    return record
+
+
+def _verify(record: ForeignRecord, out, a: dict, heads: int, batch: int, unbatched: bool) -> None:
+    """out_proj(merged heads of rows · values) against the module's output, at sampled queries (float64);
+    undispatched, so an enclosing capture does not record the check's softmax as this module's."""
+    got = out[0] if isinstance(out, tuple) else out
+    if not isinstance(got, torch.Tensor):
+        return
+    got = got[:, None] if unbatched else got  # (L, B, E)
+    with torch.no_grad(), torch._C.DisableTorchFunction():
+        queries = sample_queries(got.shape[0])
+        per_head = record.rows_at(queries) @ record.data["values"].double()  # (B·heads) × c × E/heads
+        merged = per_head.view(batch, heads, len(queries), -1).permute(2, 0, 1, 3).reshape(len(queries), batch, -1)
+        bias = a.get("out_proj_bias")
+        rebuilt = F.linear(merged, a["out_proj_weight"].double(), None if bias is None else bias.double())
+        set_verified(record, rebuilt, got[queries])
