@@ -14,6 +14,10 @@ from vizattn.errors import VizattnError
 ESTIMATE_SIZE = (1024, 1024)
 MAX_GFLOPS = 1000.0  # our zoo's heaviest head (LESA) takes 91
 MAX_TENSOR_BYTES = 8 * 2**30  # the largest single intermediate (dense attention at a 128² grid is 1 GiB)
+# Foreign models (mmseg checkpoints, transformers folders) are costed at the largest input they will be given (an
+# mmseg config's test scale: 2048×1024 for Cityscapes), where real ones need more compute than ours: mmseg's
+# R-101-D8 DANet takes 6,700 GFLOPs there, SegFormer-B5 1,100 at 1024². Their largest tensor keeps the same limit.
+MAX_FOREIGN_GFLOPS = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,18 @@ def integers(lo: int, hi: int, count: int | None = None, most: int = 8) -> Bound
         return isinstance(v, (list, tuple)) and n_ok and all(_is_int(x) and lo <= x <= hi for x in v)
     many = f"{count}" if count else f"1..{most}"
     return Bound(ok, f"{many} integers {lo}..{hi}")
+
+
+def numbers(lo: float, hi: float, count: int) -> Bound:
+    """`count` numbers each in lo..hi, as a list or tuple."""
+    one = number(lo, hi)
+    return Bound(lambda v: isinstance(v, (list, tuple)) and len(v) == count and all(one.check(x) for x in v),
+                 f"{count} numbers {lo:g}..{hi:g}")
+
+
+def either(*bounds: Bound) -> Bound:
+    """A value that meets any of `bounds` (e.g. one integer, or one per stage)."""
+    return Bound(lambda v: any(b.check(v) for b in bounds), " or ".join(b.text for b in bounds))
 
 
 def choice(*values) -> Bound:
@@ -94,11 +110,14 @@ def estimate_cost(model: torch.nn.Module, size: tuple[int, int] = ESTIMATE_SIZE,
     return flops.get_total_flops() / 1e9, largest.biggest
 
 
-def check_cost(model: torch.nn.Module, name: str) -> None:
-    """Refuse, with one sentence, a model whose forward at 1024×1024 would exceed the compute or memory limit."""
-    gflops, biggest = estimate_cost(model)
-    if gflops > MAX_GFLOPS or biggest > MAX_TENSOR_BYTES:
+def check_cost(model: torch.nn.Module, name: str, size: tuple[int, int] = ESTIMATE_SIZE,
+               max_gflops: float | None = None) -> None:
+    """Refuse, with one sentence, a model whose forward at `size` (h, w; by default 1024×1024) would exceed the
+    compute limit (MAX_GFLOPS unless `max_gflops` is given) or the memory limit."""
+    limit = MAX_GFLOPS if max_gflops is None else max_gflops
+    gflops, biggest = estimate_cost(model, size)
+    if gflops > limit or biggest > MAX_TENSOR_BYTES:
         raise VizattnError(
             f"'{name}' describes a model that would need {gflops:,.0f} GFLOPs and a {biggest / 2**30:.1f} GiB tensor "
-            f"for one 1024×1024 image (limits: {MAX_GFLOPS:,.0f} GFLOPs, {MAX_TENSOR_BYTES // 2**30} GiB); it was "
+            f"for one {size[0]}×{size[1]} image (limits: {limit:,.0f} GFLOPs, {MAX_TENSOR_BYTES // 2**30} GiB); it was "
             "not loaded.")

@@ -91,3 +91,26 @@ def checkpoint_bytes(model, cfg, style: str = "1.x", classes=None, palette=None)
     buf = io.BytesIO()
     torch.save({"meta": meta, "state_dict": model.state_dict()}, buf)
     return buf.getvalue()
+
+
+def narrow_checkpoint(key: str, meta_config: str | None = None, **changes) -> bytes:
+    """A narrow mmseg checkpoint of `key` (built once), its state dict changed by `changes` (key -> tensor, or None
+    to drop it) and carrying `meta_config` as its 0.x config text: the seed of a hostile file."""
+    state = dict(_narrow_state(key))
+    for name, tensor in changes.items():
+        if tensor is None:
+            state.pop(name, None)
+        else:
+            state[name] = tensor
+    buf = io.BytesIO()
+    torch.save({"meta": {"config": meta_config} if meta_config is not None else {}, "state_dict": state}, buf)
+    return buf.getvalue()
+
+
+_STATES: dict[str, dict] = {}
+
+
+def _narrow_state(key: str) -> dict:
+    if key not in _STATES:
+        _STATES[key] = build(key, narrow=True)[0].state_dict()
+    return _STATES[key]

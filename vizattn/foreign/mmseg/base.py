@@ -2,15 +2,10 @@
 renaming of an mmseg state dict by a head's own name table (longest prefix wins)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from vizattn.errors import VizattnError
-
-if TYPE_CHECKING:
-    from vizattn.foreign.mmseg.config import MMSegConfig
 
 D, H = "decode_head.", "head."  # mmseg's prefix for the decode head, and ours
 # keys a checkpoint may carry that inference does not use (training-only outputs)
@@ -25,10 +20,20 @@ def convmodule(theirs: str, ours: str) -> list[tuple[str, str]]:
     return [(f"{theirs}.conv.", f"{ours}.0."), (f"{theirs}.bn.", f"{ours}.1.")]
 
 
-def shape(state, key, dim=0) -> int:
+def shape(state, key, dim=0, name="This mmseg checkpoint") -> int:
+    """One size of a weight the architecture is read from: present, with that dimension, and at least 1 (a
+    zero-width layer divides by zero when built, and costs nothing to declare in a file)."""
     if key not in state:
-        raise VizattnError(f"This mmseg checkpoint lacks '{key}'; it does not look like a supported model.")
-    return int(state[key].shape[dim])
+        raise VizattnError(f"{_quoted(name)} lacks '{key}'; it does not look like a supported model.")
+    t = state[key]
+    if t.dim() <= dim or int(t.shape[dim]) < 1:
+        raise VizattnError(f"{_quoted(name)} has '{key}' of shape {tuple(t.shape)}, which no mmseg layer has; the "
+                           "checkpoint is damaged or hand-made, so it was not loaded.")
+    return int(t.shape[dim])
+
+
+def _quoted(name: str) -> str:
+    return name if name == "This mmseg checkpoint" else f"'{name}'"
 
 
 class MMSegHead(nn.Module):
@@ -40,7 +45,7 @@ class MMSegHead(nn.Module):
     signature = ""  # a state-dict key only this head has
     module = ""  # the vizattn attention module(s) inside, for the model card
 
-    def __init__(self, cfg: MMSegConfig, stage_channels: list[int]):
+    def __init__(self, cfg, stage_channels: list[int]):  # cfg: an MMSegConfig (config.py imports this module)
         super().__init__()
         self.build(stage_channels, cfg.channels, cfg.options)
         self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(cfg.channels, cfg.num_classes, 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from vizattn import schema
 from vizattn.data.palettes import classes_and_palette
 from vizattn.foreign.mmseg.config import config_from_state
 from vizattn.foreign.mmseg.heads import HEADS
@@ -19,7 +20,17 @@ def from_checkpoint(state: dict[str, torch.Tensor], meta: dict, name: str, sha25
     if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
     cfg = config_from_state(state, meta, name)
-    model = MMSegModel(cfg).load_mmseg_state(state, name)
+    # as our own checkpoints: built on the meta device (shapes only), checked against the file's tensors and costed
+    # at the largest input it will be given, before a byte of the real model exists
+    with torch.device("meta"):
+        shell = MMSegModel(cfg)
+    weights = shell.fitted_state(state, name)
+    schema.check_cost(shell.eval(), name, shell.largest_input(), schema.MAX_FOREIGN_GFLOPS)
+    with torch.device("meta"):  # a fresh shell: the costing forward may have left meta tensors in caches
+        model = MMSegModel(cfg)
+    # the file's tensors become the parameters (no random initialisation, no second copy), as float32 inputs need
+    model.load_state_dict({k: v.float().contiguous() if v.is_floating_point() else v for k, v in weights.items()},
+                          strict=True, assign=True)
     classes, palette, source = classes_and_palette(meta, cfg.num_classes)
     version = meta.get("mmseg_version") or "unknown"
     head = HEADS[cfg.head]

@@ -12,6 +12,15 @@ from vizattn.modules import create_attention
 from vizattn.modules.base import conv_bn_relu
 
 
+def inner(state, key, channels: int, name: str) -> int:
+    """The width of an attention's inner projection, which the head's width is divided by: 1..channels."""
+    width = shape(state, key, name=name)
+    if width > channels:
+        raise VizattnError(f"'{name}' declares '{key}' {width} channels wide inside a {channels}-channel head, which "
+                           "no mmseg head builds; it was not loaded.")
+    return width
+
+
 class FCNHead(MMSegHead):
     """mmseg's FCNHead around a block: conv, block, conv, then a conv on cat(input, output)."""
 
@@ -43,7 +52,7 @@ class NLHead(FCNHead):
 
     @classmethod
     def options(cls, state, channels, name):
-        return {"reduction": channels // shape(state, f"{D}nl_block.theta.conv.weight")}
+        return {"reduction": channels // inner(state, f"{D}nl_block.theta.conv.weight", channels, name)}
 
     @classmethod
     def names(cls):
@@ -72,7 +81,7 @@ class GCHead(FCNHead):
     @classmethod
     def options(cls, state, channels, name):
         add, mul = f"{D}gc_block.channel_add_conv.0.weight", f"{D}gc_block.channel_mul_conv.0.weight"
-        return {"ratio": shape(state, add if add in state else mul) / channels,
+        return {"ratio": shape(state, add if add in state else mul, name=name) / channels,
                 "fusion_types": [t for t in ("channel_add", "channel_mul") if f"{D}gc_block.{t}_conv.0.weight" in state]}
 
     @classmethod
@@ -96,7 +105,7 @@ class ISAHead(MMSegHead):
 
     @classmethod
     def options(cls, state, channels, name):
-        return {"isa_channels": shape(state, f"{D}global_relation.key_project.0.conv.weight")}
+        return {"isa_channels": shape(state, f"{D}global_relation.key_project.0.conv.weight", name=name)}
 
     @classmethod
     def names(cls):
@@ -128,7 +137,7 @@ class ANNHead(MMSegHead):
     def options(cls, state, channels, name):
         if any(k.startswith(f"{D}fusion.stages.1.") for k in state):
             raise VizattnError(f"'{name}' uses several ANN query scales; vizattn reads query_scales=(1,) only.")
-        return {"project_channels": shape(state, f"{D}fusion.stages.0.key_project.conv.weight")}
+        return {"project_channels": shape(state, f"{D}fusion.stages.0.key_project.conv.weight", name=name)}
 
     @classmethod
     def names(cls):
@@ -154,7 +163,7 @@ class DAHead(MMSegHead):
 
     @classmethod
     def options(cls, state, channels, name):
-        return {"pam_channels": shape(state, f"{D}pam.key_project.weight")}
+        return {"pam_channels": inner(state, f"{D}pam.key_project.weight", channels, name)}
 
     @classmethod
     def names(cls):
@@ -182,7 +191,7 @@ class PSAHead(MMSegHead):
 
     @classmethod
     def options(cls, state, channels, name):
-        m = shape(state, f"{D}attention.1.weight")
+        m = shape(state, f"{D}attention.1.weight", name=name)
         side = math.isqrt(m)
         return {"mask_size": [side, side] if side * side == m else None,
                 "psa_type": "bi-direction" if f"{D}attention_p.1.weight" in state else "collect"}

@@ -32,15 +32,27 @@ class MMSegModel(nn.Module):
             progress(5, 5)
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=self.config.align_corners)
 
-    def load_mmseg_state(self, state: dict[str, torch.Tensor], name: str) -> MMSegModel:
+    def fitted_state(self, state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+        """mmseg's state dict under our names, checked against this model (which may live on the meta device):
+        missing and unexpected keys and every shape mismatch (zero-element tensors included) in one sentence."""
         from vizattn.io import check_fits
 
         state = self.head.rename(state)
         # checkpoints from older torch versions carry no BN batch counters; inference never reads them
-        state.update({k: v for k, v in self.state_dict().items() if k.endswith("num_batches_tracked") and k not in state})
+        state.update({k: torch.zeros((), dtype=torch.long) for k in self.state_dict()
+                      if k.endswith("num_batches_tracked") and k not in state})
         check_fits(self, state, name)
-        self.load_state_dict(state, strict=True)
-        return self
+        return state
+
+    def largest_input(self) -> tuple[int, int]:
+        """(h, w) of the largest input a forward is given: images enter at most MAX_IMAGE_SIDE px on a side and are
+        rescaled, keeping their ratio, to fit the test scale (long, short), so no input exceeds short×long; slide
+        crops are cut from such an input, and a capture runs one whole-input forward too."""
+        from vizattn.io import MAX_IMAGE_SIDE
+
+        if self.config.test_scale is None:
+            return MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
+        return min(self.config.test_scale), max(self.config.test_scale)
 
     # -- inference as mmseg's test pipeline --
     def test_size(self, h: int, w: int) -> tuple[int, int]:
