@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from vizattn import io as vio
-from vizattn.analyze import Job, analyze, read_labels
+from vizattn.analyze import Job, analyze
+from vizattn.labels import read_labels
 from vizattn.errors import VizattnError
 
 # PostScript that would write a file and then spin forever if an interpreter ever ran it

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from vizattn.errors import VizattnError
-from vizattn.io import check_fits, read_checkpoint
+from vizattn.io import MAX_CHECKPOINT_BYTES, check_fits, read_checkpoint
 from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
 from vizattn.bundled import PRETRAINED, available, model_card
 from vizattn.foreign.hf_transformers import is_hf_directory
@@ -69,11 +69,13 @@ def weights_sha256(spec) -> str | None:
     kind = source_of(spec).kind
     if kind == "bundled":
         return file_sha256(PRETRAINED / f"{spec}.safetensors")
-    if kind == "transformers folder":
-        return file_sha256(Path(spec) / "model.safetensors")
-    if kind == "checkpoint":
-        return file_sha256(spec)
-    return None
+    if kind == "factory":
+        return None
+    path = Path(spec) / "model.safetensors" if kind == "transformers folder" else Path(spec)
+    linked = kind == "transformers folder" and path.is_symlink()  # a folder's files are never read through links
+    if linked or not path.is_file() or path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        return None  # nothing vizattn will read: loading it says why, in its own sentence
+    return file_sha256(path)
 
 
 def _load_bundled(name, head=None, file_name=None) -> torch.nn.Module:
@@ -86,7 +88,7 @@ def _load_bundled(name, head=None, file_name=None) -> torch.nn.Module:
 def _load_transformers(path, head=None, file_name=None) -> torch.nn.Module:
     from vizattn.foreign.hf_transformers import load_directory
 
-    return load_directory(path, file_sha256(Path(path) / "model.safetensors"))
+    return load_directory(path)  # it hashes model.safetensors once the folder has passed its checks
 
 
 def _load_checkpoint(source, head=None, file_name=None, card=None, bundled=False) -> torch.nn.Module:

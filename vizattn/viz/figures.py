@@ -154,7 +154,7 @@ def plotly_grid(image: np.ndarray, panels, titles: list[str] | None = None, cmap
     """
     import plotly.graph_objects as go
 
-    from vizattn.viz.panel_grid import data_uri
+    from vizattn.viz.overlay import data_uri
 
     n = len(panels)
     rows, _ = _grid_shape(n, columns)

@@ -183,3 +183,15 @@ def mark(img: np.ndarray, pixel: tuple[int, int], radius: int = 5) -> None:
     for r, color in ((radius + 1, (0, 0, 0)), (radius, (255, 255, 255))):
         img[max(0, y - r) : min(h, y + r + 1), max(0, x - 1) : min(w, x + 2)] = color
         img[max(0, y - 1) : min(h, y + 2), max(0, x - r) : min(w, x + r + 1)] = color
+
+
+def data_uri(image: np.ndarray, fmt: str = "PNG", **save) -> str:
+    """An RGB(A) array as a data URI (the panel grid's layers, the HTML export's images)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, fmt, **save)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()

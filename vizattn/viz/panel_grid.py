@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -23,16 +22,10 @@ from PIL import Image
 
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, factors, lookup_table
-from vizattn.viz.overlay import (RELATIVE_CMAP, backdrop, colormap, heat_layer, is_log, is_relative, is_shared,
+from vizattn.viz.overlay import (data_uri, RELATIVE_CMAP, backdrop, colormap, heat_layer, is_log, is_relative, is_shared,
                                   nearly_uniform, scale_range, uniform_level, uniform_position)
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
-
-
-def data_uri(image: np.ndarray, fmt: str = "PNG", **save) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, fmt, **save)
-    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def photo_uri(image: np.ndarray, max_side: int = 640, under: str = "photo") -> str:
@@ -69,7 +62,8 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
     args = dict(
         image=base or photo_uri(image, under=under),
         shape=[h, w], pixel=[int(v) for v in pixel], columns=int(columns), title=title,
-        colorbar=colorbar_css(cmap), relative_colorbar=colorbar_css(RELATIVE_CMAP), log=is_log(norm), norm=norm, clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
+        colorbar=colorbar_css(cmap), relative_colorbar=colorbar_css(RELATIVE_CMAP), log=is_log(norm), norm=norm,
+        clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
         panels=[dict(title=titles[i] if titles else p.title, subtitle=subtitles[i] if subtitles else "",
                      kind="distribution" if p.distribution else "weights",
                      grid=[int(v) for v in p.grid_map.shape])
