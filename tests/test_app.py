@@ -191,3 +191,95 @@ def test_a_photograph_through_a_scene_model_is_said_and_confidence_shown():
     assert not at.exception
     assert any("never seen a photograph" in w.value for w in at.warning)
     assert any("Confidence" in c.value for c in at.caption)
+
+
+def sidebar_captions(at) -> str:
+    """The sidebar's captions as the reader sees them (file-borne text is markdown-escaped in the source)."""
+    return " ".join(c.value for c in at.sidebar.caption).replace("\\", "")
+
+
+def test_the_sidebar_names_the_bundled_model_shown_by_its_provenance():
+    from vizattn.app.pure import provenance_line
+    from vizattn.text import markdown_text
+    from vizattn.zoo import load
+
+    at = fresh()
+    for name in ("criss_cross", "gc"):
+        if name != "criss_cross":
+            at.sidebar.selectbox(key="model_name").select(name).run()
+        model = load(name)
+        # what the sidebar draws from the card before PyTorch is what the loader says
+        line = markdown_text(f"Shown: {name} — {provenance_line(model.provenance, len(model.classes))}")
+        assert line in " ".join(c.value for c in at.sidebar.caption)
+        assert f"sha256 {model.provenance.sha256[:12]}" in sidebar_captions(at)
+
+
+def test_choosing_upload_before_a_file_shows_the_default_labelled_never_the_last_model():
+    at = fresh()
+    at.sidebar.selectbox(key="model_name").select("isa").run()
+    assert any("isa at pixel" in m.value or "panels for" in m.value for m in at.markdown)
+    at.sidebar.radio(key="model_source").set_value("upload a checkpoint").run()
+    assert not at.exception
+    infos = " ".join(i.value for i in at.sidebar.info)
+    assert "No checkpoint uploaded yet" in infos and "bundled default, criss_cross" in infos
+    assert "Shown: isa" not in sidebar_captions(at)  # the model of the other source is gone
+    assert at.session_state["forward_key"].startswith("criss_cross|")  # the page shows the default, not isa
+    uploader = at.sidebar.file_uploader(key="ckpt_upload")
+    assert uploader.proto.max_upload_size_mb == 512  # what vizattn.io reads at most (MAX_CHECKPOINT_BYTES)
+
+
+def test_an_uploaded_checkpoint_is_named_and_a_bad_one_after_it_keeps_it_and_says_so(tmp_path):
+    import torch
+
+    from vizattn.models.segmenter import ModelConfig, build_model
+    from vizattn.zoo import save
+
+    torch.manual_seed(0)
+    save(build_model(ModelConfig("gc")).eval(), tmp_path / "mine.safetensors")
+    at = fresh()
+    at.sidebar.radio(key="model_source").set_value("upload a checkpoint").run()
+    at.sidebar.file_uploader(key="ckpt_upload").upload("mine.safetensors", (tmp_path / "mine.safetensors").read_bytes()).run()
+    assert not at.exception and "Shown: mine-safetensors — gc head" in sidebar_captions(at)
+    assert not at.sidebar.info
+    at.sidebar.file_uploader(key="ckpt_upload").upload("junk.safetensors", b"garbage").run()
+    assert any("not a readable safetensors" in e.value for e in at.sidebar.error)
+    assert "Shown: mine-safetensors" in sidebar_captions(at)  # refused: what was shown is said, and stays
+    at.sidebar.radio(key="model_source").set_value("bundled").run()
+    assert "Shown: criss_cross" in sidebar_captions(at)
+
+
+def test_image_upload_texts_are_true_and_the_scene_size_is_only_for_scenes():
+    at = fresh()
+    assert at.sidebar.select_slider(key="scene_size").value == 384
+    at.sidebar.select_slider(key="scene_size").set_value(256).run()
+    at.sidebar.radio(key="image_source").set_value("upload").run()
+    assert not at.exception
+    assert not [s for s in at.sidebar.select_slider if s.key == "scene_size"]  # hidden for uploads
+    uploader = at.sidebar.file_uploader(key="image_upload")
+    assert "PNG, JPEG, BMP, TIFF or WebP" in uploader.label
+    assert uploader.proto.max_upload_size_mb == 64 and set(uploader.proto.type) >= {".png", ".webp", ".tif", ".bmp"}
+    assert any("No image uploaded yet" in i.value for i in at.sidebar.info)
+    assert "Query pixel **(128, 128)**" in query_line(at)  # the stand-in sample scene keeps the chosen size
+    at.sidebar.radio(key="image_source").set_value("sample scene").run()
+    assert at.sidebar.select_slider(key="scene_size").value == 256
+
+
+def test_analysis_tables_name_the_module_with_headers_for_people():
+    at = open_tab(fresh(), "Analysis")
+    frames = at.dataframe
+    assert len(frames) == 2
+    first, where = (f.value for f in frames)
+    assert list(first.columns) == ["measure", "value"]  # one module: named in the caption, not in a column
+    assert {"positions reached after loop 1", "positions reached after all loops"} <= set(first["measure"])
+    assert any("measures of head.context" in c.value for c in at.caption)  # the module, never "model"
+    assert list(where.columns)[:2] == ["query class", "mass on own class"] and "mean distance (px)" in where.columns
+    assert not any("_" in c for c in list(first["measure"]) + list(where.columns))
+    assert any("head.context’s attention lands" in c.value for c in at.caption)
+
+
+def test_statistics_table_names_every_view_in_full():
+    at = open_tab(fresh(), "Statistics")
+    (table,) = (f.value for f in at.dataframe)
+    assert list(table.columns) == ["view", "statistic", "this view", "a uniform map"]
+    assert set(table["view"]) == {"effective", "loop1", "loop2"}
+    assert "mean distance (px)" in set(table["statistic"])

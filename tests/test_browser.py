@@ -368,3 +368,159 @@ def test_class_names_from_files_are_text_never_markup(tmp_path):
             assert page.locator(INJECTED).count() == 0
             assert page.locator("[data-testid='stMarkdown'] b, [data-testid='stMarkdown'] style").count() == 0
         page.screenshot(path=shot_path(tmp_path, "html-class-names.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1920, 1080)])
+def test_point_here_see_there_on_one_screen(width, height, tmp_path):
+    """The clickable image and the first attention panel are wholly on the first screen, side by side; moving the
+    pointer over the image repaints the panels for the pixel under it (no rerun), and a click there pins it."""
+    with app_server() as url, browser_page(width, height) as page:
+        page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        wait_idle(page)
+        frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+        img = frame.locator("img").first
+        stage = panel_grid(page).locator(".stage").first
+        boxes = {"image": img.bounding_box(), "first panel": stage.bounding_box()}  # in the page's coordinates
+        for name, b in boxes.items():
+            assert 0 <= b["x"] and b["x"] + b["width"] <= width, (name, b)
+            assert 0 <= b["y"] and b["y"] + b["height"] <= height, (name, b)
+        assert boxes["image"]["x"] + boxes["image"]["width"] <= boxes["first panel"]["x"]  # beside, not under
+        assert page.evaluate("() => document.scrollingElement.scrollTop") == 0
+        print(f"\n{width}×{height}: image {boxes['image']}, first panel {boxes['first panel']}")
+        page.screenshot(path=shot_path(tmp_path, f"one_screen_{width}.png"))
+
+        frame.locator("body[data-relay='yes']").wait_for(state="attached", timeout=10_000)
+        grid = panel_grid(page).locator("body")
+        box = boxes["image"]
+        for fx, fy in ((0.2, 0.3), (0.7, 0.6)):
+            img.hover(position={"x": box["width"] * fx, "y": box["height"] * fy})
+            page.wait_for_function(  # the relay hands the move to the grid's first panel: ±1 of its pixels
+                "([fy, fx]) => { const f = document.querySelector(\"iframe[title*='vizattn_panel_grid']\");"
+                " const [y, x] = (f.contentDocument.body.dataset.showing || '').split(',').map(Number);"
+                " return Math.abs(y - fy * 384) <= 3 && Math.abs(x - fx * 384) <= 3; }", arg=[fy, fx], timeout=10_000)
+            assert marker(page) == "panels for (192, 192)"  # hover only: the pinned query is unchanged
+        before = marker(page)
+        img.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.6})  # pinned in the browser, then the page
+        after = wait_change(page, "panel-state", before)
+        y, x = (int(v) for v in after[len("panels for ("):-1].split(","))
+        assert abs(y - 0.6 * 384) <= 2 and abs(x - 0.7 * 384) <= 2
+        wait_idle(page)
+        page.mouse.move(2, height - 2)  # leaving the image: the panels show the pinned query
+        grid.and_(panel_grid(page).locator(f"body[data-showing='{y},{x}']")).wait_for(state="attached", timeout=10_000)
+
+
+def test_exports_show_what_the_page_shows_and_follow_a_new_click(tmp_path):
+    """One display state, every output: for a few colormap × normalisation × backdrop (× clip) settings chosen in
+    the sidebar, the downloaded PNG's panel pixels equal the on-screen canvas over the same backdrop (within 2
+    levels, at flat spots of the photo) and its JSON names those settings; after a new click, the files downloaded
+    name the new pixel. The full cross product is checked without a browser in tests/viz/test_scales.py."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from benchmarks.browser import open_tab
+    from tests.viz.figure_pixels import figure_pixel, flat_points, png_pixels, screen_colour
+    from vizattn.explore import run_model
+    from vizattn.export import image_source, query_export
+    from vizattn.viz.figures import figure_bytes
+    from vizattn.viz.overlay import RELATIVE, RELATIVE_CMAP, backdrop
+    from vizattn.viz.panel_grid import colorbar_css
+    from vizattn.zoo import load
+
+    src = image_source("scene:1000000007", 384)
+    fw = run_model(load("criss_cross"), src.image)
+    sidebar = lambda: page.locator("[data-testid='stSidebar']")  # noqa: E731
+
+    def choose(cmap, norm, under, clip_steps):
+        sidebar().locator("[data-testid='stRadio']").filter(has_text="Normalisation").get_by_text(norm, exact=True).click()
+        wait_idle(page)
+        sidebar().locator("[data-testid='stRadio']").filter(has_text="Under the heatmap") \
+            .get_by_text(under, exact=True).click()
+        wait_idle(page)
+        for _ in range(clip_steps):  # the contrast slider moves down by 0.5 per key
+            sidebar().locator("[data-testid='stSlider']").filter(has_text="Contrast").get_by_role("slider").press("ArrowLeft")
+            wait_idle(page)
+        sidebar().locator("[data-testid='stSelectbox']").filter(has_text="Colormap").locator("input").click()
+        page.get_by_role("option", name=cmap, exact=True).click()
+        wait_idle(page)
+
+    def download(fmt):
+        button = page.get_by_role("button", name=fmt, exact=True).first
+        button.wait_for(timeout=60_000)
+        with page.expect_download(timeout=60_000) as dl:
+            button.click()
+        path = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(path)
+        return path
+
+    worst, checked = 0, 0
+    with app_server() as url, browser_page(1280, 800) as page:
+        page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        wait_idle(page)
+        pixel = click_and_follow(page, 0.3, 0.35, (384, 384))
+        clip = 100.0
+        for cmap, norm, under, steps in (("viridis", "log", "dimmed photo", 0), ("turbo", "shared", "photo", 3),
+                                         ("inferno", RELATIVE, "heat only", 0)):
+            open_tab(page, "Attention")
+            choose(cmap, norm, under, steps)
+            clip -= 0.5 * steps
+            grid = panel_grid(page)
+            want_bar = colorbar_css(RELATIVE_CMAP if norm == RELATIVE else cmap)
+            grid.locator("figure .grad").first.wait_for(timeout=60_000)
+            page.wait_for_function(  # the grid has drawn with the new settings
+                "([bar]) => { const f = document.querySelector(\"iframe[title*='vizattn_panel_grid']\");"
+                " const g = f && f.contentDocument.querySelector('figure .grad');"
+                " return g && g.style.background.replace(/ /g, '') === bar.replace(/ /g, ''); }",
+                arg=[want_bar], timeout=60_000)
+            painted = grid.locator("body").evaluate(
+                "() => Array.from(document.querySelectorAll('canvas.heat')).map(c => "
+                "[c.height, c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)])")
+            if norm == RELATIVE:
+                assert grid.locator(".bar .ul").first.inner_text() == "uniform"
+                page.set_viewport_size({"width": 1280, "height": 800})
+                grid.locator(".bar").first.scroll_into_view_if_needed()
+                page.screenshot(path=shot_path(tmp_path, "relative_1280.png"))
+                page.set_viewport_size({"width": 1920, "height": 1080})
+                page.wait_for_timeout(500)
+                grid.locator(".bar").first.scroll_into_view_if_needed()
+                page.screenshot(path=shot_path(tmp_path, "relative_1920.png"))
+                page.set_viewport_size({"width": 1280, "height": 800})
+            open_tab(page, "Export")
+            if page.get_by_role("button", name="PNG", exact=True).count() == 0:
+                page.get_by_role("button", name="Prepare exports: current panels").click()
+                wait_idle(page)
+            png, meta = download("PNG"), json.loads(download("JSON").read_text())
+            shutil.copy(png, shot_path(tmp_path, f"export_{norm.replace(' ', '_')}.png"))  # to look at
+            assert png.name == f"criss_cross_scene1000000007_y{pixel[0]}x{pixel[1]}_all.png"
+            assert (meta["colormap"], meta["normalisation"], meta["backdrop"], meta["opacity"], meta["clip_percentile"],
+                    meta["pixel_yx"]) == (cmap, norm, under, 0.9, clip, list(pixel))
+            opts = {"cmap": cmap, "norm": norm, "alpha": 0.9, "clip": clip, "under": under}
+            made = query_export("criss_cross", fw, src, pixel, None, None, opts)  # the same figure's layout, here
+            fig = made.figure()
+            figure_bytes(fig, "png")
+            got = png_pixels(png.read_bytes())
+            base = backdrop(src.image, under)
+            keep_out = [p.cell_box for p in made.panels] + [(pixel[0] - 8, pixel[0] + 9, pixel[1] - 8, pixel[1] + 9)]
+            for i, (h, w, data) in enumerate(painted):
+                rgba = np.asarray(data).reshape(h, w, 4)
+                for y, x in flat_points(base, rgba, keep_out, n=25, margin=2, seed=i):
+                    diff = np.abs(figure_pixel(fig, got, i, y, x) - screen_colour(rgba, base, y, x)).max()
+                    worst, checked = max(worst, diff), checked + 1
+                    assert diff <= 2, f"{cmap} {norm} {under}: panel {i} at ({y}, {x}) differs by {diff}"
+        page.screenshot(path=shot_path(tmp_path, "export_1280.png"), full_page=True)
+        # a new click while the Export tab is open: the files name (and show) the new pixel
+        click_image(page, 0.8, 0.7)
+        page.wait_for_function(
+            "([p]) => !document.body.innerText.includes(p)", arg=[f"pixel ({pixel[0]}, {pixel[1]})"], timeout=60_000)
+        wait_idle(page)
+        png, meta = download("PNG"), json.loads(download("JSON").read_text())
+        y, x = meta["pixel_yx"]
+        assert (y, x) != tuple(pixel) and abs(y - 0.7 * 384) <= 3 and abs(x - 0.8 * 384) <= 3
+        assert png.name == f"criss_cross_scene1000000007_y{y}x{x}_all.png"
+        assert all(p["pixel_yx"] == [y, x] for p in meta["panels"])
+        assert f"at pixel ({y}, {x})" in meta["figure_title"][0]
+    print(f"\n{checked} pixels compared between the exported PNG and the screen, worst difference {worst} levels")
+    assert checked >= 100

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vizattn import jsonsafe
 from vizattn.errors import VizattnError
+from vizattn.tables import markdown_table
 from vizattn.text import plain
 from vizattn.viz.figures import EXPORT_FORMATS
 
@@ -31,8 +32,6 @@ def _benchmark(name: str):
 
 def _bench_modules(args) -> None:
     modules = _benchmark("modules")
-    from vizattn.tables import markdown_table
-
     setups = [s for s in modules.SETUPS if not args.paper or s.paper in args.paper]
     # the dense non-local block is the reference of every ratio, so it is always measured
     entries = [e for e in modules.ENTRIES if not args.modules or e[1] in {"nonlocal", *args.modules}]
@@ -43,16 +42,12 @@ def _bench_modules(args) -> None:
 
 def _bench_capture(args) -> None:
     capture = _benchmark("capture")
-    from vizattn.tables import markdown_table
-
     rows = capture.run(args.channels, (args.height, args.width), args.queries, args.device)
     print(markdown_table(capture.HEADER, rows))
 
 
 def _bench_fidelity(args) -> None:
     fidelity = _benchmark("fidelity")
-    from vizattn.tables import markdown_table
-
     unknown = set(args.modules or ()) - set(fidelity.CASES)
     if unknown:
         raise VizattnError(f"No fidelity case {', '.join(sorted(unknown))}; choose from {', '.join(fidelity.CASES)}.")
@@ -61,8 +56,6 @@ def _bench_fidelity(args) -> None:
 
 def _bench_mmseg(args) -> None:
     mmseg = _benchmark("mmseg")
-    from vizattn.tables import markdown_table
-
     unknown = set(args.heads or ()) - set(mmseg.OPTIONS)
     if unknown:
         raise VizattnError(f"No mmseg head {', '.join(sorted(unknown))}; choose from {', '.join(mmseg.OPTIONS)}.")
@@ -82,15 +75,11 @@ def _size(text: str) -> tuple[int, int]:
 
 def _bench_foreign(args) -> None:
     foreign = _benchmark("foreign")
-    from vizattn.tables import markdown_table
-
     print(markdown_table(foreign.HEADER, foreign.run(args.size, args.repeats)))
 
 
 def _bench_analyze(args) -> None:
     analyze = _benchmark("analyze")
-    from vizattn.tables import markdown_table
-
     speed, memory = analyze.run(args.model, args.images, args.memory_images, args.size)
     print(markdown_table(analyze.SPEED_HEADER, speed) + "\n")
     print(markdown_table(analyze.MEMORY_HEADER, memory))
@@ -98,8 +87,6 @@ def _bench_analyze(args) -> None:
 
 def _bench_app(args) -> None:
     app = _benchmark("app")
-    from vizattn.tables import markdown_table
-
     print(markdown_table(app.COLD_HEADER, app.cold_start(args.cold_runs)))
     print()
     print(markdown_table(app.HEADER, app.run(args.moves, args.clicks, args.upload)))
@@ -109,7 +96,6 @@ def _data(args) -> None:
     import numpy as np
     from tqdm import tqdm
 
-    from vizattn.tables import markdown_table
     from vizattn.data import CLASSES, generate_scene, pooled_beyond_rf_share
     from vizattn.models.receptive_field import receptive_field
     from vizattn.models.segmenter import ModelConfig, build_model
@@ -118,9 +104,10 @@ def _data(args) -> None:
     rfs = {"backbone": receptive_field(model.backbone), "fcn model": receptive_field(model)}
     scenes = [generate_scene(args.seed + i, (args.size, args.size)) for i in tqdm(range(args.scenes), desc="scenes")]
     labels = [s.labels for s in scenes]
-    counts = np.bincount(np.concatenate([l.ravel() for l in labels]), minlength=len(CLASSES))
+    counts = np.bincount(np.concatenate([lab.ravel() for lab in labels]), minlength=len(CLASSES))
     print(markdown_table(["class", "pixel share", "scenes with it"], [
-        [c, f"{counts[i] / counts.sum():.3f}", f"{np.mean([(l == i).any() for l in labels]):.2f}"] for i, c in enumerate(CLASSES)]))
+        [c, f"{counts[i] / counts.sum():.3f}", f"{np.mean([(lab == i).any() for lab in labels]):.2f}"]
+        for i, c in enumerate(CLASSES)]))
     rows = []
     for name, rf in rfs.items():
         share = pooled_beyond_rf_share(labels, rf)
@@ -134,7 +121,8 @@ def _report(args) -> None:
 
     result = build_report(Path(args.out), args.scenes, args.models, progress=True,
                           images=Path(args.images) if args.images else None)
-    print(f"wrote {len(result['figures'])} figures, report.json and report.md to {args.out} in {result['wall_time_s']} s")
+    figures = len({Path(f).stem for f in result["figures"]})  # each figure is written as PNG and SVG
+    print(f"wrote {figures} figures (PNG and SVG), report.json and report.md to {args.out} in {result['wall_time_s']} s")
 
 
 def _train(args) -> None:
@@ -145,12 +133,13 @@ def _train(args) -> None:
     if not args.all and not args.head:
         raise VizattnError("Name a head with --head NAME (or several) or train the whole zoo with --all.")
     heads = list(HEADS) if args.all else args.head
-    cfg = TrainConfig(seed=args.seed, **{k: v for k, v in vars(args).items()
-                                         if k in ("backbone_steps", "head_steps", "pool", "batch", "eval_scenes") and v is not None})
+    given = ("backbone_steps", "head_steps", "pool", "batch", "eval_scenes")
+    cfg = TrainConfig(seed=args.seed, **{k: v for k, v in vars(args).items() if k in given and v is not None})
     cards = train(heads, cfg, Path(args.out))
     for name, card in cards.items():
         ev = card["evaluation"]
-        print(f"{name:16s} mIoU {ev['miou']:.3f}  ambiguous mIoU {ev['miou_ambiguous']:.3f}  -> {Path(args.out) / name}.safetensors")
+        print(f"{name:16s} mIoU {ev['miou']:.3f}  ambiguous mIoU {ev['miou_ambiguous']:.3f}  "
+              f"-> {Path(args.out) / name}.safetensors")
     if args.json:
         print(jsonsafe.dumps({k: c["evaluation"] for k, c in cards.items()}, indent=2))
 
@@ -170,7 +159,8 @@ def _evaluate(args) -> None:
     for c in CLASSES:
         v = result["iou"][c]
         print(f"{c:12s} {'  n/a' if v is None else f'{v:.3f}'}")
-    print(f"{'mIoU':12s} {result['miou']:.3f}\n{'ambiguous':12s} {result['miou_ambiguous']:.3f}  (road, sidewalk, vegetation, terrain)")
+    print(f"{'mIoU':12s} {result['miou']:.3f}\n"
+          f"{'ambiguous':12s} {result['miou_ambiguous']:.3f}  (road, sidewalk, vegetation, terrain)")
 
 
 def _analyze(args) -> None:
@@ -194,7 +184,6 @@ def _analyze(args) -> None:
 
 
 def _models(args) -> None:
-    from vizattn.tables import markdown_table
     from vizattn.zoo import results_table
 
     header, rows = results_table()
@@ -209,12 +198,38 @@ def _pixel(text: str) -> tuple[int, int]:
     return y, x
 
 
-def _query(args) -> None:
-    from vizattn.export import export_query
+def domain_note(scene_models: list[str], src) -> list[str]:
+    """The page's warning for a photograph (no generated scene's labels) through models of generated scenes only."""
+    from vizattn.app.pure import domain_warning
 
-    paths, lines = export_query(args.model, args.image, _pixel(args.pixel), args.view, Path(args.out), args.head,
-                                args.format)
-    _say(lines + [str(p) for p in paths])
+    return [f"warning: {domain_warning(scene_models)}"] if scene_models and src.labels is None else []
+
+
+def _forwards(args, models: list[str], head: str | None = None):
+    """(image, pixel, loaded models, their forwards) by name, for query and compare."""
+    from vizattn.export import forward_with_bar, image_source
+    from vizattn.zoo import load
+
+    pixel, src = _pixel(args.pixel), image_source(args.image)
+    nets = {Path(m).stem: load(m, head=head) for m in models}
+    return src, pixel, nets, {n: forward_with_bar(net, src.image, n) for n, net in nets.items()}
+
+
+def _written(files: dict[str, bytes], out: str) -> list[str]:
+    from vizattn.outputs import check_names, output_dir, write_into
+
+    folder = output_dir(Path(out))
+    check_names(folder, files)  # every name first, so a refusal leaves the folder as it was
+    return [str(write_into(folder, f, data)) for f, data in files.items()]
+
+
+def _query(args) -> None:
+    from vizattn.export import prediction_line, query_files
+
+    src, pixel, nets, forwards = _forwards(args, [args.model], args.head)
+    (name, net), fw = next(iter(nets.items())), next(iter(forwards.values()))
+    paths = _written(query_files(name, fw, src, pixel, args.view, net.provenance.sha256, args.format), args.out)
+    _say([prediction_line(name, fw, pixel), *domain_note([name] if net.provenance.scene_trained else [], src), *paths])
 
 
 def _say(lines) -> None:
@@ -223,10 +238,18 @@ def _say(lines) -> None:
 
 
 def _compare(args) -> None:
-    from vizattn.export import export_compare
+    """Every model's prediction at the pixel; the grid of those with attention, and one line per model without."""
+    from vizattn.export import compare_files, prediction_line
 
-    paths, lines = export_compare(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out), args.format)
-    _say(lines + [str(p) for p in paths])
+    src, pixel, nets, forwards = _forwards(args, args.models)
+    shown = {n: fw for n, fw in forwards.items() if fw.records} or forwards  # none: compare_files says so
+    files = compare_files(shown, src, pixel, args.view, {n: nets[n].provenance.sha256 for n in shown}, args.format)
+    _say([prediction_line(n, fw, pixel) for n, fw in forwards.items()]
+         + [f"{n} has no attention module (a baseline without one): no panel of it in the grid." for n in forwards
+            if n not in shown]
+         + domain_note([n for n, net in nets.items() if net.provenance.scene_trained], src)
+         + [f"{len(shown)} of {len(forwards)} models in the grid: {', '.join(shown)}" if len(shown) < len(forwards)
+            else f"{len(shown)} models in the grid"] + _written(files, args.out))
 
 
 def bounded(lo: int, hi: int):

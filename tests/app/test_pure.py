@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vizattn.app.pure import (analysis_rows, click_pixel, confidence_image, has_truth, provenance_line,
-                              stepped_pixel)
+                              side_by_side_css, stepped_pixel, where_rows)
 from vizattn.errors import VizattnError
 from vizattn.model import Provenance
 from vizattn.text import markdown_text
@@ -68,12 +68,41 @@ def test_analysis_rows_one_per_module():
                "unary_binary": {"lesa (gate)": {"unary": 0.3}, "psa": {"unary": 0.2}, "gc (self)": {"unary": 0.5}},
                "coverage": {"records": 2}}
     assert analysis_rows(numbers) == [
-        {"module": "gc", "map distance between queries (GCNet)": 0.01, "self weight (unary share)": 0.5},
-        {"module": "lesa", "LESA gate unary share": 0.3},
-        {"module": "psa", "self weight (unary share)": 0.2},
+        {"module": "gc", "map distance between queries (GCNet)": 0.01, "weight on itself (unary share)": 0.5},
+        {"module": "lesa", "unary share of the gate (LESA)": 0.3},
+        {"module": "psa", "weight on itself (unary share)": 0.2},
         {"module": "model", "coverage records": 2},
     ]
     assert analysis_rows({"query_independence": {}, "unary_binary": {}}) == []
+
+
+def test_analysis_rows_name_the_modules_not_the_model():
+    """A one-module model's numbers are labelled "model" by the summary; each row says the module itself, the
+    loops' coverage included, under headers written for people."""
+    numbers = {"query_independence": {}, "unary_binary": {"model (softmax self weight)": {"unary": 0.04}},
+               "coverage": {"loop1": 0.06, "effective": 1.0}}
+    rows = analysis_rows(numbers, {"model": "head.context"}, "head.context")
+    assert rows == [{"module": "head.context", "weight on itself (unary share)": 0.04,
+                     "positions reached after loop 1": 0.06, "positions reached after all loops": 1.0}]
+    two = analysis_rows({"query_independence": {"m:a": {"attention": 0.1}},
+                         "unary_binary": {"m:b (gate 1/(1+w))": {"unary": 0.7}}}, {"m:a": "head.a", "m:b": "head.b"})
+    assert [r["module"] for r in two] == ["head.a", "head.b"]
+    assert all("model" not in r.values() for r in rows + two)
+
+
+def test_where_rows_say_module_class_and_units():
+    where = {"model": {"road": {"own_class": 0.81234, "own_instance": 0.5, "distance_px": 40.123456, "queries": 12}}}
+    assert where_rows(where, {"model": "head.context"}) == [
+        {"module": "head.context", "query class": "road", "mass on own class": 0.81234, "mass on own object": 0.5,
+         "mean distance (px)": 40.123456, "queries": 12}]
+    assert all("_" not in k for k in where_rows(where)[0])  # no code names in the headers
+
+
+def test_side_by_side_css_bounds_the_image_column_by_the_window_height():
+    css = side_by_side_css(512 / 600)
+    assert "min(calc(32.0% - 1rem), calc((100vh - 200px) * 0.8533))" in css
+    assert "@media (min-width: 640px)" in css and "streamlit_image_coordinates" in css
+    assert "<" not in css  # CSS only: it goes inside the page's <style>
 
 
 def test_provenance_line():

@@ -1,5 +1,5 @@
-"""The page's helpers that need no streamlit: what a click value means, the confidence image, the analysis
-table's rows and the sidebar's line about a loaded model. Unit-tested in tests/app/test_pure.py."""
+"""The page's helpers that need no streamlit: what a click value means, the layout's CSS, the confidence image,
+the analysis tables' rows and the sidebar's line about a loaded model. Unit-tested in tests/app/test_pure.py."""
 from __future__ import annotations
 
 import math
@@ -33,15 +33,28 @@ def click_pixel(click, displayed: bool, shape) -> tuple[int, int]:
     return check_pixel(py, px, (h, w))
 
 
-def side_by_side_css(aspect: float, top_px: int = 200) -> str:
-    """CSS for the row of the clickable image (left) and the open tab (right): the image's column is at most half
-    the row and at most as wide as an image of this aspect (width / height) that fits the window's height below
-    `top_px`; the tab takes the rest. Narrow windows (Streamlit stacks columns under 640 px) are left alone."""
+def domain_warning(scene_models: list[str] | None = None) -> str:
+    """The one sentence the page and the CLI say for a photograph (an image without a generated scene's labels)
+    through models trained only on generated scenes (`provenance.scene_trained`); the CLI names them."""
+    many = len(scene_models or []) > 1
+    who = f"{', '.join(scene_models)} {'were' if many else 'was'}" if scene_models else "This model was"
+    return (f"{who} trained only on vizattn's generated street scenes (9 classes) and {'have' if many else 'has'} "
+            "never seen a photograph: on "
+            "this image predictions and attention describe the model, not the photo. Load a model trained on real "
+            "images (an mmseg checkpoint, a transformers folder) to study those.")
+
+
+def side_by_side_css(aspect: float, share: float = 0.32, top_px: int = 200) -> str:
+    """CSS for the row of the clickable image (left) and the open tab (right): the image's column takes at most
+    `share` of the row and at most the width of an image of this aspect (width / height) that fits the window's
+    height below `top_px`; the tab takes the rest. Narrow windows (Streamlit stacks columns under 640 px) are left
+    alone."""
     row = ("[data-testid='stHorizontalBlock']:has(> [data-testid='stColumn'] "
            "iframe[title*='streamlit_image_coordinates'])")
+    width = f"min(calc({100 * float(share):.1f}% - 1rem), calc((100vh - {int(top_px)}px) * {float(aspect):.4f}))"
     return (f"@media (min-width: 640px) {{ {row} > [data-testid='stColumn']:first-child "
-            f"{{ flex: 0 0 min(calc(50% - 1rem), calc((100vh - {int(top_px)}px) * {float(aspect):.4f})) !important; "
-            f"min-width: 0; }} {row} > [data-testid='stColumn']:last-child {{ flex: 1 1 0 !important; min-width: 0; }} }}")
+            f"{{ flex: 0 0 {width} !important; min-width: 0; }} "
+            f"{row} > [data-testid='stColumn']:last-child {{ flex: 1 1 0 !important; min-width: 0; }} }}")
 
 
 def stepped_pixel(pixel: tuple[int, int], dy: int, dx: int, shape) -> tuple[int, int]:
@@ -55,18 +68,51 @@ def has_truth(labels, classes, scene_classes) -> bool:
     return labels is not None and list(classes) == list(scene_classes)
 
 
-def analysis_rows(numbers: dict) -> list[dict]:
+ANALYSIS_COLUMNS = {  # the analyses' keys, as a reader's column headers
+    "query_independence": "map distance between queries (GCNet)",
+    "gate": "unary share of the gate (LESA)",
+    "self": "weight on itself (unary share)",
+    "loop1": "positions reached after loop 1",
+    "effective": "positions reached after all loops",
+}
+WHERE_COLUMNS = {"own_class": "mass on own class", "own_instance": "mass on own object",
+                 "distance_px": "mean distance (px)", "entropy": "entropy (0…1)", "queries": "queries"}
+
+
+def _module(label: str, names: dict[str, str]) -> str:
+    """The module a summary's label stands for ("model", "model:context" -> its module's name), else the label."""
+    return names.get(label, label)
+
+
+def analysis_rows(numbers: dict, names: dict[str, str] | None = None, coverage_module: str | None = None) -> list[dict]:
     """One table row per module from `vizattn.analysis.summary.sections`: GCNet's query independence, the
-    unary/binary shares, and the model's coverage."""
+    unary/binary shares, and the loops' coverage (of `coverage_module`, the module that has loops). `names` maps
+    the summary's labels (`module_label`) to the modules' own names, which the rows say."""
+    names = names or {}
     rows = {}
+
+    def row(label: str) -> dict:
+        module = _module(label, names)
+        return rows.setdefault(module, {"module": module})
+
     for label, v in numbers["query_independence"].items():
-        rows.setdefault(label, {"module": label})["map distance between queries (GCNet)"] = v.get("attention")
+        row(label)[ANALYSIS_COLUMNS["query_independence"]] = v.get("attention")
     for label, v in numbers["unary_binary"].items():
-        key = "LESA gate unary share" if "gate" in label else "self weight (unary share)"
-        rows.setdefault(label.split(" (")[0], {"module": label.split(" (")[0]})[key] = v.get("unary")
+        row(label.split(" (")[0])[ANALYSIS_COLUMNS["gate" if "gate" in label else "self"]] = v.get("unary")
     for k, v in numbers.get("coverage", {}).items():
-        rows.setdefault("model", {"module": "model"})[f"coverage {k}"] = v
+        row(coverage_module or "model")[ANALYSIS_COLUMNS.get(k, f"coverage {k}")] = v
     return list(rows.values())
+
+
+def where_rows(where: dict, names: dict[str, str] | None = None) -> list[dict]:
+    """One row per (module, query class) of `sections(...)["where"]`, with a reader's headers; every row has the
+    same columns in the same order (empty where a class has none, e.g. no objects in the sky)."""
+    names = names or {}
+    tables = [(label, cls, values) for label, table in where.items() for cls, values in table.items()]
+    present = {k for _, _, values in tables for k in values}
+    keys = [k for k in WHERE_COLUMNS if k in present] + sorted(present - set(WHERE_COLUMNS))
+    return [{"module": _module(label, names), "query class": cls, **{WHERE_COLUMNS.get(k, k): values.get(k) for k in keys}}
+            for label, cls, values in tables]
 
 
 def provenance_line(provenance, n_classes: int) -> str:

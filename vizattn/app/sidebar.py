@@ -30,7 +30,8 @@ def loopback_only() -> bool:
 
 
 def pick_model():
-    """(model key, label, model): the model is None for a bundled one, loaded where its forward runs."""
+    """(model key, label, model): the model is None for a bundled one, loaded where its forward runs. The sidebar
+    says what the page shows: the model's provenance, or that the bundled default stands in until one loads."""
     st.sidebar.header("Model")
     names = available()
     if not names:
@@ -47,48 +48,74 @@ def pick_model():
     options = ", ".join(f"{k}={v}" for k, v in card.get("module_options", {}).items())
     module = card.get("module") or "no attention (baseline)"
     st.sidebar.caption(f"{module}{f' ({options})' if options else ''} · held-out mIoU {ev.get('miou', 0):.3f}")
-    st.session_state["last_model"] = (name, name, None)
-    return st.session_state["last_model"]
+    _say_shown(name, bundled_provenance(name), len(card.get("classes", [])))
+    return name, name, None
+
+
+def _say_shown(label: str, provenance, n_classes: int) -> None:
+    # file-borne text (names, classes_from): escaped, never markup
+    st.sidebar.caption(markdown_text(f"Shown: {label} — {provenance_line(provenance, n_classes)}"))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def bundled_provenance(name: str):
+    """A bundled model's provenance as `vizattn.zoo.load` gives it, from its card and its weights' hash alone:
+    the sidebar draws before PyTorch is imported (tests/test_app.py checks the two agree)."""
+    from vizattn.bundled import PRETRAINED
+    from vizattn.model import SCENES, Provenance
+    from vizattn.sources import file_sha256
+
+    card = model_card(name)
+    return Provenance("bundled", "vizattn", name, file_sha256(PRETRAINED / f"{name}.safetensors"), SCENES,
+                      f"{card.get('head', name)} head", "the model card", "vizattn's scenes")
 
 
 def _foreign_model(source: str, names: list[str]):
-    """An uploaded checkpoint, or a file, transformers folder or factory named on this machine; until one loads,
-    the last model shown (or the bundled default)."""
+    """An uploaded checkpoint, or a file, transformers folder or factory named on this machine. What this source
+    loaded last stays while its file or path is given (a refused replacement says so and keeps it); with nothing
+    given, the bundled default is shown, labelled as such: never a model of another source."""
+    from vizattn.io import MAX_CHECKPOINT_BYTES
     from vizattn.models.segmenter import HEADS
 
     head = st.sidebar.selectbox("Head (plain state dicts of our architecture only)", ["from the keys", *HEADS],
                                 key="ckpt_head", help="mmseg checkpoints and vizattn checkpoints say it themselves")
     head = None if head == "from the keys" else head
+    slot = f"last_model:{source}"
     try:
         if source == "upload a checkpoint":
-            up = st.sidebar.file_uploader("Checkpoint: ours (.safetensors, .pt) or an mmseg .pth", key="ckpt_upload")
-            if up is not None:
+            up = st.sidebar.file_uploader("Checkpoint: ours (.safetensors, .pt) or an mmseg .pth", key="ckpt_upload",
+                                          max_upload_size=MAX_CHECKPOINT_BYTES // 2**20)
+            if up is None:
+                st.session_state.pop(slot, None)
+            else:
                 data = up.getvalue()
                 key = digest(data)
                 model = loaded(uploaded_model(key, data, up.name, head))
-                st.session_state["last_model"] = (f"upload-{key}-{head}", safe_name(up.name), model)
+                st.session_state[slot] = (f"upload-{key}-{head}", safe_name(up.name), model)
         else:
             path = st.sidebar.text_input(
                 "A checkpoint file, a transformers model folder, or package.module:function", key="ckpt_path",
                 help="Read on the machine running this app, and offered only while the server is bound to "
                      "127.0.0.1. A factory runs your own code: use it for your own models only.")
             if path.strip():
-                _path_model(path.strip(), head)
+                st.session_state[slot] = _path_model(path.strip(), head)
+            else:
+                st.session_state.pop(slot, None)
     except VizattnError as err:
         st.sidebar.error(str(err))
-    if "last_model" in st.session_state:
-        model = st.session_state["last_model"][2]
-        if model is not None:  # file-borne text (names, classes_from): escaped, never markup
-            st.sidebar.caption(markdown_text(provenance_line(model.provenance, len(model.classes))))
-        return st.session_state["last_model"]
-    st.sidebar.info("Until a checkpoint loads, the bundled default is shown.")
-    names_default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-    return names_default, names_default, None
+    if slot in st.session_state:
+        key, label, model = st.session_state[slot]
+        _say_shown(label, model.provenance, len(model.classes))
+        return key, label, model
+    default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    given = "uploaded" if source == "upload a checkpoint" else "named"
+    st.sidebar.info(f"No checkpoint {given} yet: the page shows the bundled default, {default}, until one loads.")
+    return default, f"{default} (bundled default)", None
 
 
-def _path_model(text: str, head: str | None) -> None:
-    """Load what `text` names (vizattn.zoo.source_of says what it is): files and folders keyed by path and
-    modification time, so an overwritten checkpoint loads again; anything else by its text."""
+def _path_model(text: str, head: str | None):
+    """(key, label, model) for what `text` names (vizattn.zoo.source_of says what it is): files and folders keyed
+    by path and modification time, so an overwritten checkpoint loads again; anything else by its text."""
     from pathlib import Path
 
     from vizattn.zoo import source_of
@@ -98,17 +125,24 @@ def _path_model(text: str, head: str | None) -> None:
     if kind in ("checkpoint", "transformers folder"):
         stamp = p.stat().st_mtime
         model = loaded(path_model(str(p), stamp, head))
-        st.session_state["last_model"] = (f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model)
-    else:  # a factory (or a bundled name typed here): code and names have no file to stamp
-        model = loaded(path_model(text, 0.0, None))
-        st.session_state["last_model"] = (f"{kind}-{text}", safe_name(text), model)
+        return f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model
+    # a factory (or a bundled name typed here): code and names have no file to stamp
+    return f"{kind}-{text}", safe_name(text), loaded(path_model(text, 0.0, None))
+
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 
 
 def pick_image() -> ImageSource:
+    from vizattn.io import MAX_IMAGE_BYTES
+
     st.sidebar.header("Image")
     kind = st.sidebar.radio("Source", ["sample scene", "scene from a seed", "upload"], key="image_source")
-    size = st.sidebar.select_slider("Scene size (px)", [256, 384, 512], value=384, key="scene_size",
-                                    help="generated scenes; the models were trained at 384")
+    size = st.session_state.get("scene_size_kept", 384)
+    if kind != "upload":  # generated scenes only: an upload has its own size
+        size = st.sidebar.select_slider("Scene size (px)", [256, 384, 512], value=size, key="scene_size",
+                                        help="generated scenes; the models were trained at 384")
+        st.session_state["scene_size_kept"] = size
     if kind == "sample scene":
         seed = st.sidebar.selectbox("Sample", SAMPLE_SEEDS, format_func=lambda s: f"scene {s}", key="sample_seed")
         src = scene(f"scene:{seed}", size)
@@ -116,16 +150,21 @@ def pick_image() -> ImageSource:
         seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, SAMPLE_SEEDS[0], key="seed")
         src = scene(f"scene:{int(seed)}", size)
     else:
-        up = st.sidebar.file_uploader(f"PNG or JPEG (longer side shrunk to {MAX_IMAGE_SIDE} px)",
-                                      type=["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"], key="image_upload")
-        if up is not None:
+        up = st.sidebar.file_uploader(f"PNG, JPEG, BMP, TIFF or WebP (longer side shrunk to {MAX_IMAGE_SIDE} px)",
+                                      type=IMAGE_TYPES, key="image_upload", max_upload_size=MAX_IMAGE_BYTES // 2**20)
+        if up is None:
+            st.session_state.pop("last_upload", None)  # no file given: never the image of an earlier upload
+        else:
             data = up.getvalue()
             try:
                 st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(digest(data), data, up.name)),
                                                               safe_name(up.name))
             except VizattnError as err:
                 st.sidebar.error(str(err))
-        src = st.session_state.get("last_upload") or scene(f"scene:{SAMPLE_SEEDS[0]}", size)
+        src = st.session_state.get("last_upload")
+        if src is None:
+            st.sidebar.info(f"No image uploaded yet: the page shows sample scene {SAMPLE_SEEDS[0]} until one is read.")
+            src = scene(f"scene:{SAMPLE_SEEDS[0]}", size)
     return src
 
 
@@ -141,5 +180,7 @@ def display_options():
                                     "(as CCNet's authors clipped their figures); colorbars give the weights"),
         norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
                               help="per-map: each panel to its own top; shared: one scale across panels of one kind "
-                                   "(distributions apart from gates); log, log shared: the same in decades"),
+                                   "(distributions apart from gates); log, log shared: the same in decades; relative "
+                                   "to uniform: each weight as a multiple of the uniform level 1/N (N grid cells), "
+                                   "blue below, white at, red above it, log scale ×1/16 … ×16 (gates keep 0…1)"),
     )

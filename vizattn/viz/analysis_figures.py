@@ -146,16 +146,38 @@ def where_figure(table: dict[str, dict[str, dict[str, float]]], classes: list[st
     return fig
 
 
+ATTRIBUTION_NAMES = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency",
+                     "layer_gradcam": "LayerGradCam"}
+
+
 def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str, np.ndarray], pixel, rho: dict,
-                       attention_title: str = "attention") -> Figure:
+                       attention_title: str = "attention", cmap: str = "inferno", under: str = "dimmed photo",
+                       columns: int | None = None) -> Figure:
+    """The attention map beside each attribution of the query pixel, every panel over the dimmed photo (so the
+    colormap reads at full strength) with its own colorbar: each map is scaled to its own top. `columns`: panels
+    per row (default: all in one row)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     from vizattn.explore import to_image
+    from vizattn.viz.overlay import scale_range
 
     panels = {attention_title: attention, **maps}
-    fig = Figure(figsize=(2.4 * len(panels), 2.9), dpi=110)
+    h, w = image.shape[:2]
+    cols = max(1, min(columns or len(panels), len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(2.6 * cols, rows * (2.4 * h / w + 1.2)), dpi=110)  # titles above, colorbars below
     for i, (name, m) in enumerate(panels.items()):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        ax.imshow(heat_overlay(image, to_image(m, image.shape[:2]), 0.65, pixel=pixel))
-        ax.set_title(name if name == attention_title else f"{name}\nρ={rho.get(name, float('nan')):.2f}", fontsize=8)
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(heat_overlay(image, to_image(m, (h, w)), 0.9, cmap, pixel=pixel, under=under))
+        title = ATTRIBUTION_NAMES.get(name, name)
+        ax.set_title(title if name == attention_title else f"{title}\nρ = {rho.get(name, float('nan')):.2f} with attention",
+                     fontsize=8)
         ax.set_axis_off()
+        lo, hi = scale_range(m)
+        bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, orientation="horizontal", fraction=0.06,
+                           pad=0.03)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("attention weight" if name == attention_title else "|attribution|", fontsize=7)
     fig.tight_layout()
     return fig

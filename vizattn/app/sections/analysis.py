@@ -4,11 +4,21 @@ from __future__ import annotations
 import streamlit as st
 
 from vizattn.app.cache import forward_budget_s, work_guard, image_analyses
-from vizattn.app.pure import analysis_rows, has_truth
+from vizattn.app.pure import WHERE_COLUMNS, analysis_rows, has_truth, where_rows
 from vizattn.data import CLASSES as SCENE_CLASSES
 
 
-def analysis_view(model, fw, src, pixel, chosen):
+def module_names(fw) -> tuple[dict[str, str], str | None]:
+    """The analyses' labels (`module_label`, as `image_analyses` made them) -> the modules' names, and the module
+    whose loops the coverage counts."""
+    from vizattn.analysis.summary import module_label
+
+    names = {module_label("model", m, len(fw.records)): m for m in fw.records}
+    loops = [m for m, rec in fw.records.items() if "loop_coverage" in rec.statistics]
+    return names, (loops[0] if loops else None)
+
+
+def analysis_view(model, fw, src, pixel, chosen, opts):
     """The papers' analyses on this image; the full versions over many scenes are in `vizattn report`."""
     import copy
 
@@ -25,12 +35,29 @@ def analysis_view(model, fw, src, pixel, chosen):
     truth = has_truth(src.labels, fw.classes, SCENE_CLASSES)
     numbers = image_analyses(st.session_state["forward_key"], fw, src.labels if truth else None,
                              src.instances if truth else None)
-    st.dataframe(analysis_rows(numbers), hide_index=True)
-    where = [{"module": m, "query class": c, **v} for m, table in numbers["where"].items() for c, v in table.items()]
+    names, coverage = module_names(fw)
+    share = st.column_config.NumberColumn(format="%.3f")
+    rows = analysis_rows(numbers, names, coverage)
+    one = len(fw.records) == 1  # then the caption names the module, and the tables leave its column out
+    if rows and one:
+        st.caption(f"The papers' measures of {next(iter(fw.records))} on this image:")
+    if rows:  # long form (module, measure, value): it fits the tab's column whatever the measures' names
+        st.dataframe([{**({} if one else {"module": r["module"]}), "measure": k, "value": v}
+                      for r in rows for k, v in r.items() if k != "module"], hide_index=True, width="stretch",
+                     column_config={"value": share})
+    where = where_rows(numbers["where"], names)
     if where:
-        st.dataframe(where, hide_index=True)
-        st.caption(f"Where attention lands, by the query's class ({'ground truth' if truth else 'the prediction'}): "
-                   "mass on its own class and instance, mean distance in px; 48 sampled queries.")
+        st.dataframe([{k: v for k, v in r.items() if not (one and k == "module")} for r in where], hide_index=True,
+                     width="stretch", column_config={
+            "module": st.column_config.TextColumn("module", width="medium"),
+            **{WHERE_COLUMNS[k]: st.column_config.NumberColumn(label, help=WHERE_COLUMNS[k], format=fmt, width="small")
+               for k, label, fmt in (("own_class", "own class", "%.3f"), ("own_instance", "own object", "%.3f"),
+                                     ("distance_px", "distance (px)", "%.1f"), ("entropy", "entropy", "%.3f"),
+                                     ("queries", "queries", "%d"))}})
+        st.caption(f"Where {where[0]['module'] + '’s' if one else ''} attention lands, by the query's class "
+                   f"({'ground truth' if truth else 'the prediction'}): "
+                   "the share of the weight on the query's own class and object, the mean distance of the weight "
+                   "from the query and its entropy (0: all on one cell, 1: uniform); 48 sampled queries.")
     st.caption(f"Main view per module: {', '.join(sorted({r.default_view for r in fw.records.values()}))}. "
                "Over 20 scenes with the papers' numbers beside ours: `vizattn report --out DIR`.")
     if numbers.get("psa"):
@@ -51,5 +78,5 @@ def analysis_view(model, fw, src, pixel, chosen):
             rep = attribution_report(private, to_tensor(src.image), pixel, target.grid_map, layer)
         waiting.empty()
         st.pyplot(attribution_figure(src.image, target.grid_map, rep["maps"], pixel, rep["rank_correlation"],
-                                     f"attention: {target.view}"))
+                                     f"attention: {target.view}", opts["cmap"], opts["under"], columns=2))
         st.caption(f"ρ: Spearman rank correlation with the attention map ({target.title}) on the feature grid.")

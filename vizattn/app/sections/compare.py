@@ -30,6 +30,6 @@ def compare_view(src, pixel, opts):
     from vizattn.export import compare_panels
 
     chosen, titles, predictions = compare_panels(compare_forwards(src, picked), pixel, None)
-    show_grid(src, chosen, titles, opts, 4, f"{len(picked)} models at pixel {pixel}", "compare_grid",
+    show_grid(src, chosen, titles, opts, 3, f"{len(picked)} models at pixel {pixel}", "compare_grid",
               f"{','.join(picked)}|{src.key}", predictions)
     state_marker("compare-state", f"compare for {pixel} over {len(picked)} models")

@@ -9,7 +9,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from vizattn.app.cache import bundled_model, forward_for, loaded
 from vizattn.app.errors import one_sentence
-from vizattn.app.pure import confidence_image, has_truth, side_by_side_css
+from vizattn.app.pure import confidence_image, domain_warning, has_truth, side_by_side_css
 from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
 from vizattn.app.sections.analysis import analysis_view
 from vizattn.app.sections.attention import attention_view
@@ -45,7 +45,7 @@ def _explore(model_key, model_label, model, src, opts):
 
     # point here, see there: the image, bounded by the window's height, and beside it the open tab
     h, w = fw.shape
-    st.html(f"<style>{side_by_side_css(w / h)}</style>")
+    st.html(f"<style>{side_by_side_css(w / h)}</style>")  # one share for every tab: the image's frame keeps its height
     left, right = st.columns([1, 1], gap="medium")
     with left:
         shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
@@ -53,7 +53,6 @@ def _explore(model_key, model_label, model, src, opts):
                  if main else label_overlay(src.image, fw.prediction, fw.palette))
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90, cursor="crosshair")
-        relay_hover()
         cls = markdown_text(fw.classes[fw.prediction[y, x]])
         gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if truth else ""
         st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
@@ -67,6 +66,7 @@ def _explore(model_key, model_label, model, src, opts):
                 truth_col.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
             conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
             conf_col.image(confidence_image(fw.confidence), width="stretch")
+        relay_hover()
     with right:
         if not fw.records:
             st.info(f"'{model_label}' has no attention module vizattn can read; pick another model, or name its "
@@ -74,14 +74,12 @@ def _explore(model_key, model_label, model, src, opts):
         for reason in unmapped(fw):
             st.caption(reason)
         if model.provenance.scene_trained and src.labels is None:  # a photograph through a model of generated scenes
-            st.warning("This model was trained only on vizattn's generated street scenes (9 classes) and has never "
-                       "seen a photograph: on this image its prediction and its attention describe the model, not the "
-                       "photo. Load a model trained on real images (an mmseg checkpoint, a transformers folder).")
+            st.warning(domain_warning())
         tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
         views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),
                  lambda: compare_view(src, (y, x), opts),
                  lambda: statistics_view(chosen, src, fw),
-                 lambda: analysis_view(model, fw, src, (y, x), chosen),
+                 lambda: analysis_view(model, fw, src, (y, x), chosen, opts),
                  lambda: export_view(model_label, model, fw, src, (y, x)))
         for tab, view in zip(tabs, views):
             if tab.open:
