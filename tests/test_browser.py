@@ -135,7 +135,7 @@ def test_a_segformer_directory_shows_per_layer_per_head_maps(tmp_path):
         box = page.get_by_test_id("stTextInputField").first
         box.fill(str(folder))
         box.press("Enter")
-        page.get_by_text("transformers segformer").wait_for(timeout=120_000)
+        page.get_by_text("segformer (SegformerForSemanticSegmentation)").first.wait_for(timeout=120_000)
         wait_grid(page, "segformer-tiny at pixel (192, 192)", timeout_ms=240_000)
         # heads 1, 2, 5, 8 per stage, plus a mean for every multi-head stage
         assert panel_grid(page).locator(".stage").count() == 1 + 3 + 6 + 9

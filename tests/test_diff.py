@@ -55,3 +55,23 @@ def test_models_that_cannot_be_compared_get_one_sentence():
     assert "\n" not in str(info.value)
     with pytest.raises(VizattnError, match="exactly two models"):
         export_diff(["criss_cross"], "scene:7", (1, 1), None, "/nonexistent", ("json",))
+
+
+def test_vizattn_diff_and_query_rollout_from_the_cli(tmp_path, capsys):
+    from tests.foreign.test_observe import save_segformer
+    from vizattn.cli import main
+
+    assert main(["diff", "--models", "criss_cross", "gc", "--image", "scene:1000000007", "--pixel", "100,200",
+                 "--out", str(tmp_path / "d"), "--format", "npz", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "on their common 48×48 grid" in out and (tmp_path / "d" / "diff_criss_cross_vs_gc_y100x200.npz").is_file()
+    with pytest.raises(SystemExit):  # argparse's usage error: diff takes exactly two models
+        main(["diff", "--models", "criss_cross", "--image", "scene:1", "--pixel", "1,1"])
+    folder = tmp_path / "segformer"
+    save_segformer(folder)
+    for view in ("rollout", "relevance"):
+        assert main(["query", "--model", str(folder), "--image", "scene:7", "--pixel", "40,50", "--view", view,
+                     "--out", str(tmp_path / view), "--format", "json", "npz"]) == 0
+        meta = json.loads(next((tmp_path / view).glob("*.json")).read_text())
+        (panel,) = meta["panels"]
+        assert panel["view"] == view and panel["module"] == "all layers" and panel["sums_to_one"]

@@ -108,9 +108,15 @@ def panel_meta(p: Panel, model: str, sc: dict | None = None) -> dict:
 
 
 def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
-                 sha256: str | None = None, opts: dict | None = None) -> Export:
-    """One model's panels at `pixel`, drawn with the display options `opts` (FIGURE_DEFAULTS for any not given)."""
-    chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
+                 sha256: str | None = None, opts: dict | None = None, model=None) -> Export:
+    """One model's panels at `pixel`, drawn with the display options `opts` (FIGURE_DEFAULTS for any not given).
+    `view` "rollout" or "relevance": the layers composed for the pixel (relevance needs `model`)."""
+    from vizattn.analysis.composed import COMPOSED_VIEWS, composed_panel
+
+    if forward.records and view in COMPOSED_VIEWS:
+        chosen = [composed_panel(forward, *pixel, view, model)]
+    else:
+        chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
     if not forward.records:
         raise VizattnError(f"'{model_name}' has no attention module to show (fcn is the baseline without one); "
                            "choose a model with one.")
@@ -133,10 +139,10 @@ def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, vie
 
 
 def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
-                sha256: str | None = None, formats=EXPORT_FORMATS, opts: dict | None = None) -> dict[str, bytes]:
+                sha256: str | None = None, formats=EXPORT_FORMATS, opts: dict | None = None, model=None) -> dict[str, bytes]:
     """One model's panels at `pixel` as files; `sha256`: the model's weights, named in the metadata; `opts`: the
-    display options (the page's), so that every file shows what the page shows."""
-    return query_export(model_name, forward, src, pixel, view, sha256, opts).files(formats)
+    display options (the page's), so that every file shows what the page shows; `model`: for --view relevance."""
+    return query_export(model_name, forward, src, pixel, view, sha256, opts, model).files(formats)
 
 
 def compare_panels(forwards: dict[str, Forward], pixel, view: str | None) -> tuple[list[Panel], list[str], list[str]]:

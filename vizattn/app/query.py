@@ -55,20 +55,7 @@ RELAY = """<script>
       f.contentDocument.body.dataset.relay = "yes";
     }
   }
-  // Beside the image a grid is narrow: its title takes a second line while the pointer is on it ("showing (y, x)
-  // under the pointer"), which moved every panel under the pointer. Two lines are kept for it from the start.
-  function steady() {
-    for (const f of document.querySelectorAll(GRID)) {
-      const d = f.contentDocument;
-      if (d && d.head && !d.getElementById("vizattn-steady")) {
-        const style = d.createElement("style");
-        style.id = "vizattn-steady";
-        style.textContent = "#title { min-height: 2.4em; }";
-        d.head.appendChild(style);
-      }
-    }
-  }
-  setInterval(() => { attach(); steady(); }, 250);
+  setInterval(attach, 250);  // the grid keeps two lines for its title itself (style.css), so hovering moves nothing
 })();
 </script>"""
 

@@ -18,7 +18,7 @@ from vizattn.app.sections.export import export_view
 from vizattn.app.sections.statistics import statistics_view
 from vizattn.data import CLASSES as SCENE_CLASSES
 from vizattn.text import markdown_text
-from vizattn.viz.overlay import heat_overlay, label_overlay
+from vizattn.viz.overlay import heat_overlay, label_overlay, uniform_level
 
 SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export")
 
@@ -49,7 +49,8 @@ def _explore(model_key, model_label, model, src, opts):
     left, right = st.columns([1, 1], gap="medium")
     with left:
         shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
-                              pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"])
+                              pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"],
+                              uniform=uniform_level(main.grid_map, main.distribution))
                  if main else label_overlay(src.image, fw.prediction, fw.palette))
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90, cursor="crosshair")
@@ -80,7 +81,7 @@ def _explore(model_key, model_label, model, src, opts):
                  lambda: compare_view(src, (y, x), opts),
                  lambda: statistics_view(chosen, src, fw),
                  lambda: analysis_view(model, fw, src, (y, x), chosen, opts),
-                 lambda: export_view(model_label, model, fw, src, (y, x)))
+                 lambda: export_view(model_label, model, fw, src, (y, x), opts))
         for tab, view in zip(tabs, views):
             if tab.open:
                 with tab:

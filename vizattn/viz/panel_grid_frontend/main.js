@@ -95,6 +95,8 @@ function label(f, s, kind) {
   if (marked) {
     const at = Math.min(1, Math.max(0, s.at));
     f.u.style.left = f.ul.style.left = pct(at, 1);
+    // the label stays inside the bar: anchored at its left end near 0, at its right end near 1
+    f.ul.style.transform = at < 0.15 ? "translateX(-2px)" : at > 0.85 ? "translateX(calc(-100% + 2px))" : "translateX(-50%)";
     f.ul.textContent = s.at < 0 ? "◂ uniform" : s.at > 1 ? "uniform ▸" : "uniform";
     f.ul.title = f.u.title = `uniform level 1/N = ${weight(s.uniform)} (N = ${Math.round(1 / s.uniform)} cells)` +
                              (s.at < 0 || s.at > 1 ? ", off this scale" : "");

@@ -1,95 +1,15 @@
-"""The `vizattn` command: thin argparse wrappers over library functions; user errors print one sentence."""
+"""The `vizattn` commands other than bench: thin wrappers over library functions."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from vizattn import jsonsafe
+from vizattn.cli.common import COUNT, SEED, SIDE, bounded
 from vizattn.errors import VizattnError
 from vizattn.tables import markdown_table
 from vizattn.text import plain
 from vizattn.viz.figures import EXPORT_FORMATS
-
-
-def _benchmark(name: str):
-    """A module of the checkout's benchmarks/ (development tools: test oracles, browser drivers, mmseg and
-    transformers references), which the installed wheel does not carry."""
-    import importlib
-
-    root = Path(__file__).resolve().parent.parent
-    if (root / "benchmarks" / "__init__.py").is_file() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        return importlib.import_module(f"benchmarks.{name}")
-    except ModuleNotFoundError as err:
-        if err.name and err.name.startswith("benchmarks"):
-            raise VizattnError("`vizattn bench` runs from a checkout of vizattn (its benchmarks/ folder is not part "
-                               "of the installed package): clone it and `pip install -r requirements.txt` there.") from None
-        raise VizattnError(f"`vizattn bench` needs the package '{err.name}' (a test requirement); install "
-                           "requirements.txt from a checkout of vizattn.") from None
-
-
-def _bench_modules(args) -> None:
-    modules = _benchmark("modules")
-    setups = [s for s in modules.SETUPS if not args.paper or s.paper in args.paper]
-    # the dense non-local block is the reference of every ratio, so it is always measured
-    entries = [e for e in modules.ENTRIES if not args.modules or e[1] in {"nonlocal", *args.modules}]
-    rows = modules.run(setups, entries, args.warmup, args.repeats, args.device, Path(args.out))
-    print(markdown_table(modules.HEADER, rows))
-    print(f"\nwritten: {Path(args.out) / 'modules.csv'}, {Path(args.out) / 'modules.md'}")
-
-
-def _bench_capture(args) -> None:
-    capture = _benchmark("capture")
-    rows = capture.run(args.channels, (args.height, args.width), args.queries, args.device)
-    print(markdown_table(capture.HEADER, rows))
-
-
-def _bench_fidelity(args) -> None:
-    fidelity = _benchmark("fidelity")
-    unknown = set(args.modules or ()) - set(fidelity.CASES)
-    if unknown:
-        raise VizattnError(f"No fidelity case {', '.join(sorted(unknown))}; choose from {', '.join(fidelity.CASES)}.")
-    print(markdown_table(fidelity.HEADER, fidelity.run(args.modules)))
-
-
-def _bench_mmseg(args) -> None:
-    mmseg = _benchmark("mmseg")
-    unknown = set(args.heads or ()) - set(mmseg.OPTIONS)
-    if unknown:
-        raise VizattnError(f"No mmseg head {', '.join(sorted(unknown))}; choose from {', '.join(mmseg.OPTIONS)}.")
-    sizes = [_size(s) for s in args.sizes]
-    print(markdown_table(mmseg.HEADER, mmseg.run(args.heads, sizes, args.repeats, args.device)))
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if h > 0 and w > 0:
-            return h, w
-    except ValueError:
-        pass
-    raise VizattnError(f"Sizes are HxW with two positive integers (e.g. 512x1024), not '{text}'.")
-
-
-def _bench_foreign(args) -> None:
-    foreign = _benchmark("foreign")
-    print(markdown_table(foreign.HEADER, foreign.run(args.size, args.repeats)))
-
-
-def _bench_analyze(args) -> None:
-    analyze = _benchmark("analyze")
-    speed, memory = analyze.run(args.model, args.images, args.memory_images, args.size)
-    print(markdown_table(analyze.SPEED_HEADER, speed) + "\n")
-    print(markdown_table(analyze.MEMORY_HEADER, memory))
-
-
-def _bench_app(args) -> None:
-    app = _benchmark("app")
-    print(markdown_table(app.COLD_HEADER, app.cold_start(args.cold_runs)))
-    print()
-    print(markdown_table(app.HEADER, app.run(args.moves, args.clicks, args.upload)))
 
 
 def _data(args) -> None:
@@ -228,8 +148,16 @@ def _query(args) -> None:
 
     src, pixel, nets, forwards = _forwards(args, [args.model], args.head)
     (name, net), fw = next(iter(nets.items())), next(iter(forwards.values()))
-    paths = _written(query_files(name, fw, src, pixel, args.view, net.provenance.sha256, args.format), args.out)
+    paths = _written(query_files(name, fw, src, pixel, args.view, net.provenance.sha256, args.format, model=net),
+                     args.out)
     _say([prediction_line(name, fw, pixel), *domain_note([name] if net.provenance.scene_trained else [], src), *paths])
+
+
+def _diff(args) -> None:
+    from vizattn.diff import export_diff
+
+    paths, lines = export_diff(args.models, args.image, _pixel(args.pixel), args.view, Path(args.out), args.format)
+    _say(lines + [str(p) for p in paths])
 
 
 def _say(lines) -> None:
@@ -252,71 +180,39 @@ def _compare(args) -> None:
             else f"{len(shown)} models in the grid"] + _written(files, args.out))
 
 
-def bounded(lo: int, hi: int):
-    """An argparse type: an integer lo..hi, or argparse's one-line usage error."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{v} is outside {lo}..{hi}")
-        return v
-    return parse
+APP_SETTINGS = {  # what .streamlit/config.toml says for `streamlit run app.py` in a checkout (see README, Security)
+    "server.address": "127.0.0.1", "server.headless": True, "server.maxUploadSize": 520,
+    "client.showErrorDetails": "none", "browser.gatherUsageStats": False, "runner.postScriptGC": False,
+    "server.fileWatcherType": "none",
+}
 
 
-COUNT, SIDE, SEED = bounded(1, 10_000), bounded(32, 2048), bounded(0, 2**32 - 1)
+def _app(args) -> None:
+    """Start the page from the installed package. PyTorch and the default model are prepared in a thread while
+    Streamlit's server starts, so the first map does not wait for them after the page has drawn."""
+    import threading
+
+    try:
+        from streamlit.web import cli as streamlit_cli
+    except ImportError:
+        raise VizattnError("`vizattn app` needs Streamlit: pip install 'vizattn[app]' (or requirements.txt).") from None
+    page = Path(__file__).resolve().parent / "app" / "page.py"
+    threading.Thread(target=_prepare_default_model, name="vizattn-warm-up", daemon=True).start()
+    settings = {**APP_SETTINGS, "server.port": args.port, "server.address": args.address}
+    sys.argv = ["streamlit", "run", str(page), *(f"--{k}={v}" for k, v in settings.items())]
+    streamlit_cli.main(prog_name="streamlit")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vizattn", description="See what attention modules attend.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _prepare_default_model() -> None:
+    try:
+        from vizattn.app.cache import prepare_default
 
-    bench = sub.add_parser("bench", help="benchmarks that print tables").add_subparsers(dest="bench", required=True)
-    bm = bench.add_parser("modules", help="time, peak memory and FLOPs of every module vs the non-local block")
-    bm.add_argument("--paper", nargs="*", choices=["ANN", "ISA"], help="only these papers' set-ups")
-    bm.add_argument("--modules", nargs="*", help="only these modules (the dense NL reference is always kept)")
-    bm.add_argument("--warmup", type=bounded(0, 100), default=1)
-    bm.add_argument("--repeats", type=bounded(1, 100), default=2)
-    bm.add_argument("--device", default="cpu")
-    bm.add_argument("--out", default="bench-out")
-    bm.set_defaults(func=_bench_modules)
-    bc = bench.add_parser("capture", help="extra peak memory of capture + query maps on the NL block")
-    bc.add_argument("--channels", type=int, default=512)
-    bc.add_argument("--height", type=int, default=128)
-    bc.add_argument("--width", type=int, default=256)
-    bc.add_argument("--queries", type=int, default=10)
-    bc.add_argument("--device", default="cpu")
-    bc.set_defaults(func=_bench_capture)
-    bf = bench.add_parser("fidelity", help="our modules against mmcv/mmseg and the official equations "
-                                           "(parameters copied, outputs and attention rows compared)")
-    bf.add_argument("--modules", nargs="*", help="only these cases")
-    bf.set_defaults(func=_bench_fidelity)
-    bmm = bench.add_parser("mmseg", help="forward time and peak memory of the mmseg R-50-D8 models vizattn opens")
-    bmm.add_argument("--heads", nargs="*", help="only these (nl isa cc gc ann da psa)")
-    bmm.add_argument("--sizes", nargs="+", default=["512x1024", "1024x2048"])
-    bmm.add_argument("--repeats", type=bounded(1, 100), default=1)
-    bmm.add_argument("--device", default="cpu")
-    bmm.set_defaults(func=_bench_mmseg)
-    bfo = bench.add_parser("foreign", help="extra memory and time of capturing a SegFormer-B0 (transformers)")
-    bfo.add_argument("--size", type=SIDE, default=512)
-    bfo.add_argument("--repeats", type=bounded(1, 100), default=2)
-    bfo.set_defaults(func=_bench_foreign)
-    ban = bench.add_parser("analyze", help="images/s of vizattn analyze (1, 2 local processes; Ray, 2 actors) and "
-                                           "peak memory vs number of images")
-    ban.add_argument("--model", default="criss_cross")
-    ban.add_argument("--images", type=COUNT, default=100)
-    ban.add_argument("--memory-images", type=COUNT, nargs="+", default=[100, 400])
-    ban.add_argument("--size", type=SIDE, default=384)
-    ban.set_defaults(func=_bench_analyze)
-    ba = bench.add_parser("app", help="cold start, pointer move → repainted panels and click → redrawn panels on the "
-                                      "comparison grid, in a real browser (needs chromium)")
-    ba.add_argument("--moves", type=bounded(5, 10_000), default=40)
-    ba.add_argument("--clicks", type=bounded(1, 1000), default=8)
-    ba.add_argument("--cold-runs", type=bounded(1, 20), default=2)
-    ba.add_argument("--upload", type=bounded(256, 1024), default=1024, help="side of the uploaded scene (px)")
-    ba.set_defaults(func=_bench_app)
+        prepare_default()
+    except Exception:  # a warm-up only: the page loads the model itself and says what went wrong
+        pass
 
+
+def add_commands(sub) -> None:
     da = sub.add_parser("data", help="class statistics and the share of pixels whose cue lies beyond the receptive field")
     da.add_argument("--scenes", type=COUNT, default=100)
     da.add_argument("--size", type=SIDE, default=384)
@@ -341,13 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--head", help="the head of a plain state dict of our architecture, when its keys do not say")
     cp = sub.add_parser("compare", help="several models' attention for the same image and pixel, in one grid")
     cp.add_argument("--models", nargs="+", required=True)
-    for p, view_help, func in ((q, "one view (e.g. effective); default: every view of every module", _query),
-                               (cp, "one view where a module has it; default: each module's main view", _compare)):
+    df = sub.add_parser("diff", help="two models' attention at one pixel and their difference A − B")
+    df.add_argument("--models", nargs=2, required=True, metavar=("A", "B"))
+    for p, view_help, func, formats in (
+            (q, "one view (e.g. effective), or rollout / relevance: the layers composed for the pixel (transformers); "
+                "default: every view of every module", _query, EXPORT_FORMATS),
+            (cp, "one view where a module has it; default: each module's main view", _compare, EXPORT_FORMATS),
+            (df, "one view where both modules have it; default: each module's main view", _diff,
+             ("png", "svg", "pdf", "npz", "json"))):
         p.add_argument("--image", required=True, help="image file, or scene:SEED for a generated scene")
         p.add_argument("--pixel", required=True, help="Y,X in image pixels")
         p.add_argument("--view", help=view_help)
         p.add_argument("--out", default="vizattn-out")
-        p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=list(EXPORT_FORMATS),
+        p.add_argument("--format", nargs="+", choices=formats, default=list(formats),
                        help="which files to write (default: all)")
         p.set_defaults(func=func)
 
@@ -393,57 +295,3 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--size", type=SIDE, help="scene side in px (default: the model's training size)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_evaluate)
-    return parser
-
-
-APP_SETTINGS = {  # what .streamlit/config.toml says for `streamlit run app.py` in a checkout (see README, Security)
-    "server.address": "127.0.0.1", "server.headless": True, "server.maxUploadSize": 520,
-    "client.showErrorDetails": "none", "browser.gatherUsageStats": False, "runner.postScriptGC": False,
-    "server.fileWatcherType": "none",
-}
-
-
-def _app(args) -> None:
-    """Start the page from the installed package. PyTorch and the default model are prepared in a thread while
-    Streamlit's server starts, so the first map does not wait for them after the page has drawn."""
-    import threading
-
-    try:
-        from streamlit.web import cli as streamlit_cli
-    except ImportError:
-        raise VizattnError("`vizattn app` needs Streamlit: pip install 'vizattn[app]' (or requirements.txt).") from None
-    page = Path(__file__).resolve().parent / "app" / "page.py"
-    threading.Thread(target=_prepare_default_model, name="vizattn-warm-up", daemon=True).start()
-    settings = {**APP_SETTINGS, "server.port": args.port, "server.address": args.address}
-    sys.argv = ["streamlit", "run", str(page), *(f"--{k}={v}" for k, v in settings.items())]
-    streamlit_cli.main(prog_name="streamlit")
-
-
-def _prepare_default_model() -> None:
-    try:
-        from vizattn.app.cache import prepare_default
-
-        prepare_default()
-    except Exception:  # a warm-up only: the page loads the model itself and says what went wrong
-        pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except VizattnError as err:
-        print(f"vizattn: {plain(err, 4000)}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a disk full, a folder without permission: the user's to fix, in one sentence
-        print(f"vizattn: {err.strerror or err} ({getattr(err, 'filename', '') or 'no file named'}); nothing more "
-              "was written.", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("vizattn: interrupted; files already written stay.", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
