@@ -18,7 +18,7 @@ from benchmarks.browser import (app_server, browser_page, click_image, marker, o
                                    wait_grid, wait_idle)
 
 HEADER = ["image", "panels", "factors MiB", "moves", "hover p50 ms", "hover p90 ms", "hover max ms",
-          "clicks", "click p50 ms", "click p90 ms"]
+          "pins", "click → pinned p50 ms", "click → pinned p90 ms", "clicks", "click → page p50 ms", "click → page p90 ms"]
 COLD_HEADER = ["started as", "run", "server healthy s", "page usable s", "first map s", "first map ÷ one-line page"]
 ONE_LINE = 'import streamlit as st\nst.write("one line")\n'  # the baseline: Streamlit itself, started the same way
 
@@ -65,15 +65,36 @@ def _hover_times(page, moves: int) -> list[float]:
     return frame.evaluate("Array.from(window.vizattnTimings)")
 
 
+def _pin_times(page, clicks: int) -> list[float]:
+    """Clicks on the second panel: each is timed inside the page from the click event to the frame after the
+    panels show the pinned query (the grid pins in the browser; the page's rerun follows and is waited for)."""
+    grid = panel_grid(page)
+    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
+    stage = grid.locator(".stage").nth(1)
+    stage.scroll_into_view_if_needed()
+    box = stage.bounding_box()
+    frame.evaluate("window.vizattnPinTimings.length = 0")
+    for i in range(clicks):
+        before = marker(page, "compare-state")
+        fx, fy = 0.15 + 0.7 * i / max(1, clicks - 1), 0.8 - 0.6 * i / max(1, clicks - 1)
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        wait_change(page, "compare-state", before, timeout=300)
+        wait_idle(page)
+    return frame.evaluate("Array.from(window.vizattnPinTimings)")
+
+
 def _measure(page, label: str, moves: int, clicks: int) -> list:
     grid = panel_grid(page)
     n_panels = grid.locator(".stage").count()
     mib = grid.locator("body").evaluate("() => (window.vizattnFactorBytes || 0) / 2 ** 20")
-    hover = _hover_times(page, moves) if grid.locator("body").get_attribute("data-live") == "yes" else []
+    live = grid.locator("body").get_attribute("data-live") == "yes"
+    hover = _hover_times(page, moves) if live else []
+    pins = _pin_times(page, clicks) if live else []
     ms = [1000 * t for t in _click_times(page, clicks)]
     hover_cols = ([len(hover), statistics.median(hover), percentile(hover, 90), max(hover)] if hover
                   else [0, "server path", "", ""])
-    return [label, n_panels, round(mib, 1), *hover_cols, clicks, statistics.median(ms), percentile(ms, 90)]
+    pin_cols = [len(pins), statistics.median(pins), percentile(pins, 90)] if pins else [0, "server path", ""]
+    return [label, n_panels, round(mib, 1), *hover_cols, *pin_cols, clicks, statistics.median(ms), percentile(ms, 90)]
 
 
 def cold_start(runs: int = 2) -> list[list]:

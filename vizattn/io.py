@@ -66,6 +66,36 @@ def file_sha256(source: str | Path | bytes) -> str:
     return h.hexdigest()
 
 
+def read_json_object(path: Path, what: str, limit: int = 1 << 20, expected: str = "a JSON object",
+                     fix: str = "fix or remove it") -> dict:
+    """A small JSON object from `path`: never through a link, only a regular file, no more than `limit` bytes,
+    an object at the top; anything else is one sentence naming `what` the file is."""
+    import errno
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        reason = "a symbolic link is refused" if err.errno == errno.ELOOP else (err.strerror or type(err).__name__)
+        raise VizattnError(f"{what} cannot be read ({reason}); {fix}.") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise VizattnError(f"{what} is not a regular file; {fix}.")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise VizattnError(f"{what} is larger than {limit / 2**20:g} MB, far beyond what it should hold; it was not "
+                           f"read: {fix}.")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        raise VizattnError(f"{what} is not {expected} (not readable JSON, or nested beyond what vizattn reads); "
+                           f"{fix}.") from None
+    if not isinstance(value, dict):
+        raise VizattnError(f"{what} holds a JSON {type(value).__name__}, not {expected}; {fix}.")
+    return value
+
+
 def remember_refusals(read):
     """Refusals are remembered by content hash: the same bad bytes (a rerun, a second session) are refused again
     at once, without being parsed or decoded a second time."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vizattn.errors import VizattnError
 from vizattn.io import file_sha256 as file_digest  # noqa: F401 (analyze hashes images by it)
-from vizattn.io import sha256_of
+from vizattn.io import read_json_object, sha256_of
 from vizattn.outputs import read_small, replace_into, subfolder
 
 MANIFEST = "analyze.json"
@@ -53,7 +53,7 @@ def bind(out: Path, plan: Plan) -> None:
     with a sentence saying what differs."""
     subfolder(out, "shards")
     if (out / MANIFEST).exists() or (out / MANIFEST).is_symlink():
-        have = _json_object(read_small(out, MANIFEST, 64 << 20), out / MANIFEST)
+        have = _manifest(out)
         if have.get("digest") == plan.digest and have.get("plan") == plan.to_dict():
             return
         old = have.get("plan") if isinstance(have.get("plan"), dict) else {}
@@ -72,7 +72,7 @@ def bind(out: Path, plan: Plan) -> None:
 
 def load_plan(out: Path) -> Plan:
     """The plan a run's folder is bound to."""
-    have = _json_object(read_small(out, MANIFEST, 64 << 20), out / MANIFEST)
+    have = _manifest(out)
     try:
         return Plan(**have["plan"])
     except (KeyError, TypeError):
@@ -131,11 +131,6 @@ def verify(out: Path, plan: Plan) -> Verified:
     return Verified(good, damaged, strays)
 
 
-def _json_object(data: bytes, path: Path) -> dict:
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        obj = None
-    if not isinstance(obj, dict):
-        raise VizattnError(f"'{path}' is not the JSON object vizattn writes; remove it or choose another --out.")
-    return obj
+def _manifest(out: Path) -> dict:
+    return read_json_object(out / MANIFEST, f"'{out / MANIFEST}'", 64 << 20, "the JSON object vizattn writes",
+                            "remove it or choose another --out")

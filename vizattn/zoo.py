@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from vizattn.errors import VizattnError
-from vizattn.io import MAX_CHECKPOINT_BYTES, check_fits, read_checkpoint
+from vizattn.io import MAX_CHECKPOINT_BYTES, check_fits, read_checkpoint, read_json_object
 from vizattn.models.segmenter import HEADS, ModelConfig, Segmenter, build_model, config_from_dict
 from vizattn.bundled import PRETRAINED, available, model_card
 from vizattn.foreign.hf_transformers import is_hf_directory
@@ -121,17 +121,7 @@ def _load_checkpoint(source, head=None, file_name=None, card=None, bundled=False
 
 def _sibling_card(path: Path) -> dict:
     """A model card beside a checkpoint: a small JSON object, or one sentence."""
-    try:
-        if path.stat().st_size > 1 << 20:
-            raise ValueError
-        card = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        raise VizattnError(f"The model card '{path.name}' beside the checkpoint is not readable JSON; fix or remove "
-                           "it.") from None
-    if not isinstance(card, dict):
-        raise VizattnError(f"The model card '{path.name}' beside the checkpoint is not a JSON object; fix or remove "
-                           "it.")
-    return card
+    return read_json_object(path, f"The model card '{path.name}' beside the checkpoint", expected="a JSON object")
 
 
 FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")

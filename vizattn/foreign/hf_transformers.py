@@ -3,10 +3,7 @@
 eager or SDPA attention; and a local model directory (config.json + model.safetensors) as a vizattn model."""
 from __future__ import annotations
 
-import json
-import os
 import re
-import stat
 import warnings
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,6 +16,7 @@ from torch import nn
 
 from vizattn import schema
 from vizattn.errors import VizattnError
+from vizattn.io import read_json_object
 from vizattn.model import Provenance, adopt
 from vizattn.text import plain
 
@@ -162,27 +160,8 @@ def _read_json(folder: Path, file: str) -> dict | None:
     path = _own_file(folder, file)
     if path is None:
         return None
-    where = f"'{folder.name}/{file}'"
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise VizattnError(f"{where} is not a regular file; a model folder holds plain JSON files.")
-            data = f.read(MAX_JSON_BYTES + 1)
-    except OSError as err:
-        raise VizattnError(f"{where} could not be read ({type(err).__name__}); check the folder.") from None
-    if len(data) > MAX_JSON_BYTES:
-        raise VizattnError(f"{where} is larger than {MAX_JSON_BYTES // 2**20} MB, far beyond any model's "
-                           "configuration; it was not read.")
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
-        raise VizattnError(f"{where} is not readable JSON (or is nested beyond what vizattn reads); a transformers "
-                           "model directory needs valid JSON.") from None
-    if not isinstance(value, dict):
-        raise VizattnError(f"{where} holds a JSON {type(value).__name__}, not the object transformers writes; it was "
-                           "not loaded.")
-    return value
+    return read_json_object(path, f"'{folder.name}/{file}'", MAX_JSON_BYTES, "the JSON object transformers writes",
+                            "a transformers model folder needs one")
 
 
 def _check_config(config: dict, name: str, depth: int = 0) -> None:

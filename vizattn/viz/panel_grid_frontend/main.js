@@ -18,6 +18,8 @@ let asked = null;        // the factors key last asked for
 let shown = [];          // what each panel shows now: {map, grid, range, uniform}
 const timings = [];      // pointer event → frame with the new panels painted (ms), read by `vizattn bench app`
 window.vizattnTimings = timings;
+const pinTimings = [];
+window.vizattnPinTimings = pinTimings;
 const tip = document.getElementById("tip");
 const root = document.getElementById("root");
 
@@ -170,14 +172,21 @@ function tell(value) {
   send("streamlit:setComponentValue", { value: value, dataType: "json" });
 }
 
-function pin(y, x, panel) {
+// a click pins the query here at once: the panels (and the title) show it before the page has heard of it;
+// `t0` (the click's timestamp) times click → painted into window.vizattnPinTimings
+function pin(y, x, panel, t0) {
   state.pixel = [y, x];
+  hovering = null;
+  if (ready()) drawLive(y, x);
+  if (t0 !== undefined) {
+    requestAnimationFrame(() => setTimeout(() => { pinTimings.push(performance.now() - t0); if (pinTimings.length > 10000) pinTimings.shift(); }, 0));
+  }
   tell({ y: y, x: x, panel: panel });
 }
 
 function click(f, e) {
   const [y, x] = locate(f, e);
-  pin(y, x, f.index);
+  pin(y, x, f.index, e.timeStamp);
 }
 
 // arrow keys on a focused grid move the query by one feature-grid cell of the first panel
