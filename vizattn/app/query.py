@@ -70,6 +70,9 @@ def current_pixel(shape) -> tuple[int, int]:
     if "pixel" not in st.session_state or st.session_state.get("pixel_shape") != (h, w):
         st.session_state["pixel"] = (h // 2, w // 2)
         st.session_state["pixel_shape"] = (h, w)
+    drilled = st.session_state.pop("drill_pixel", None)  # the Data set tab's extreme, in the image it opened
+    if drilled is not None and 0 <= drilled[0] < h and 0 <= drilled[1] < w:
+        st.session_state["pixel"], st.session_state["pixel_shape"] = tuple(drilled), (h, w)
     for key in (CLICK_KEY, *GRID_KEYS):
         click = st.session_state.get(key)
         if not click or click == st.session_state.get(f"handled_{key}"):

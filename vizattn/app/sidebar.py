@@ -37,6 +37,9 @@ def pick_model():
     if not names:
         st.error("No bundled models in pretrained/: run `vizattn train --all` first.")
         st.stop()
+    drilled = st.session_state.pop("drill_model", None)  # the Data set tab opened an extreme of this model's run
+    if drilled in names:
+        st.session_state["model_source"], st.session_state["model_name"] = "bundled", drilled
     sources = ["bundled", "upload a checkpoint"] + (["a checkpoint path on this machine"] if loopback_only() else [])
     source = st.sidebar.radio("Source", sources, horizontal=True, key="model_source")
     if source != "bundled":
@@ -137,6 +140,13 @@ def pick_image() -> ImageSource:
     from vizattn.io import MAX_IMAGE_BYTES
 
     st.sidebar.header("Image")
+    drilled = st.session_state.get("drill_source")  # an image the Data set tab opened at one of its extremes
+    if drilled is not None:
+        st.sidebar.info(markdown_text(f"Showing {drilled.name} from the Data set tab."))
+        if not st.sidebar.button("Back to the sidebar's image", key="drill_back"):
+            return drilled
+        for key in ("drill_source", "drill_note"):
+            st.session_state.pop(key, None)
     kind = st.sidebar.radio("Source", ["sample scene", "scene from a seed", "upload"], key="image_source")
     size = st.session_state.get("scene_size_kept", 384)
     if kind != "upload":  # generated scenes only: an upload has its own size

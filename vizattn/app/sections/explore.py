@@ -14,13 +14,14 @@ from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_ho
 from vizattn.app.sections.analysis import analysis_view
 from vizattn.app.sections.attention import attention_view
 from vizattn.app.sections.compare import compare_view
+from vizattn.app.sections.dataset import dataset_view
 from vizattn.app.sections.export import export_view
 from vizattn.app.sections.statistics import statistics_view
 from vizattn.data import CLASSES as SCENE_CLASSES
 from vizattn.text import markdown_text
 from vizattn.viz.overlay import heat_overlay, label_overlay, uniform_level
 
-SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export")
+SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export", "Data set")
 
 
 @st.fragment
@@ -81,7 +82,8 @@ def _explore(model_key, model_label, model, src, opts):
                  lambda: compare_view(src, (y, x), opts),
                  lambda: statistics_view(chosen, src, fw),
                  lambda: analysis_view(model, fw, src, (y, x), chosen, opts),
-                 lambda: export_view(model_label, model, fw, src, (y, x), opts))
+                 lambda: export_view(model_label, model, fw, src, (y, x), opts),
+                 dataset_view)
         for tab, view in zip(tabs, views):
             if tab.open:
                 with tab:
