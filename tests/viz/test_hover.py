@@ -14,7 +14,7 @@ from vizattn.explore import panels
 from vizattn.foreign.mmcv_blocks import AnchorRowsRecord, CrossRecord, ISARowsRecord
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, Pack, factors, lookup_table, spec_for
-from vizattn.viz.overlay import (NORMALISATIONS, RELATIVE, RELATIVE_CMAP, is_shared, nearly_uniform, scale_range,
+from vizattn.viz.overlay import (NORMALISATIONS, RELATIVE_CMAP, is_shared, nearly_uniform, scale_range,
                                  uniform_level, uniform_position)
 from vizattn.viz.panel_grid import FRONTEND, heat_rgba, live_factors
 
@@ -137,7 +137,10 @@ def test_the_browser_colours_as_the_server(page):
             got = page.evaluate("""([maps, kinds, norm, clip, lut, relativeLut]) => {
                 const ms = maps.map(m => Float32Array.from(m));
                 const shared = {};
-                ms.forEach((m, i) => { const r = VizattnHover.range(m, "per-map", null, clip); shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, r[1]); });
+                ms.forEach((m, i) => {
+                  const r = VizattnHover.range(m, "per-map", null, clip);
+                  shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, r[1]);
+                });
                 return ms.map((m, i) => {
                   const shares = norm === "shared" || norm === "log shared";
                   const u = kinds[i] === "d" ? 1 / m.length : null;

@@ -5,10 +5,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tests.viz.figure_pixels import figure_pixel, flat_points, png_pixels, screen_colour
-from vizattn.explore import Panel, cell_box, panels, run_model, to_image
+from vizattn.explore import Panel, cell_box, run_model, to_image
 from vizattn.export import image_source, query_export, query_files
 from vizattn.viz.figures import FIGURE_DEFAULTS, figure_bytes, matplotlib_grid, panel_scales
 from vizattn.viz.overlay import (BACKDROPS, NORMALISATIONS, RELATIVE, RELATIVE_CMAP, backdrop, colormap, heat_layer,
