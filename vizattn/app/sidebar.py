@@ -7,8 +7,8 @@ from vizattn.app.cache import decoded_upload, loaded, path_model, scene, uploade
 from vizattn.app.pure import LOOPBACK, is_loopback_request, provenance_line
 from vizattn.bundled import available, model_card
 from vizattn.errors import VizattnError
-from vizattn.io import MAX_IMAGE_SIDE
-from vizattn.sources import ImageSource, digest, safe_name
+from vizattn.io import MAX_IMAGE_SIDE, Content
+from vizattn.sources import ImageSource, safe_name
 from vizattn.text import markdown_text
 from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS
 
@@ -91,8 +91,8 @@ def _foreign_model(source: str, names: list[str]):
             if up is None:
                 st.session_state.pop(slot, None)
             else:
-                data = up.getvalue()
-                key = digest(data)
+                data = Content(up.getvalue(), up.name)  # hashed once: the cache key, the refusal memory, provenance
+                key = data.sha256[:16]
                 model = loaded(uploaded_model(key, data, up.name, head))
                 st.session_state[slot] = (f"upload-{key}-{head}", safe_name(up.name), model)
         else:
@@ -165,9 +165,9 @@ def pick_image() -> ImageSource:
         if up is None:
             st.session_state.pop("last_upload", None)  # no file given: never the image of an earlier upload
         else:
-            data = up.getvalue()
+            data = Content(up.getvalue(), up.name)
             try:
-                st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(digest(data), data, up.name)),
+                st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(data.sha256[:16], data, up.name)),
                                                               safe_name(up.name))
             except VizattnError as err:
                 st.sidebar.error(str(err))
