@@ -196,7 +196,7 @@ def _app(args) -> None:
         from streamlit.web import cli as streamlit_cli
     except ImportError:
         raise VizattnError("`vizattn app` needs Streamlit: pip install 'vizattn[app]' (or requirements.txt).") from None
-    page = Path(__file__).resolve().parent / "app" / "page.py"
+    page = Path(__file__).resolve().parents[1] / "app" / "page.py"
     threading.Thread(target=_prepare_default_model, name="vizattn-warm-up", daemon=True).start()
     settings = {**APP_SETTINGS, "server.port": args.port, "server.address": args.address}
     sys.argv = ["streamlit", "run", str(page), *(f"--{k}={v}" for k, v in settings.items())]
@@ -204,7 +204,21 @@ def _app(args) -> None:
 
 
 def _prepare_default_model() -> None:
+    """PyTorch and the model code are imported at once, beside the server's own start; the default model's load
+    and first forward go into the page's caches once Streamlit's runtime exists (caches made before it would be
+    another process-wide store)."""
     try:
+        import time
+
+        from streamlit.runtime import Runtime
+
+        import vizattn.explore  # noqa: F401 (imports PyTorch and the model code)
+        import vizattn.zoo  # noqa: F401
+
+        for _ in range(600):  # the page's caches are made with the runtime: wait for it (a minute at most)
+            if Runtime.exists():
+                break
+            time.sleep(0.1)
         from vizattn.app.cache import prepare_default
 
         prepare_default()
