@@ -109,7 +109,8 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
         page.get_by_text("upload", exact=True).click()
         wait_idle(page)
         page.locator("[data-testid='stFileUploader'] input[type=file]").nth(1).set_input_files(str(photo))
-        wait_grid(page, "ccnet_r50-d8_cityscapes-pth at pixel (300, 256)", timeout_ms=240_000)  # 600×512 photo: the query starts at the centre
+        # a 600×512 photo: the query starts at its centre
+        wait_grid(page, "ccnet_r50-d8_cityscapes-pth at pixel (300, 256)", timeout_ms=240_000)
         click_and_follow(page, 0.3, 0.4, (600, 512))
         assert any(c in page.inner_text("body") for c in CITYSCAPES)  # the legend names the checkpoint's classes
         grid = panel_grid(page)
@@ -138,7 +139,13 @@ def test_a_segformer_directory_shows_per_layer_per_head_maps(tmp_path):
         page.get_by_text("segformer (SegformerForSemanticSegmentation)").first.wait_for(timeout=120_000)
         wait_grid(page, "segformer-tiny at pixel (192, 192)", timeout_ms=240_000)
         # heads 1, 2, 5, 8 per stage, plus a mean for every multi-head stage
-        assert panel_grid(page).locator(".stage").count() == 1 + 3 + 6 + 9
+        # one layer at a time (the navigator): stage 0 has one head; stage 3's eight heads and their mean
+        assert panel_grid(page).locator(".stage").count() == 1
+        page.get_by_test_id("stSelectbox").filter(has_text="Layer").click()
+        page.get_by_role("option", name="stage 3 · block 0").click()
+        wait_idle(page)
+        panel_grid(page).locator(".stage").nth(8).wait_for(timeout=60_000)
+        assert panel_grid(page).locator(".stage").count() == 1 + 8
         click_and_follow(page, 0.25, 0.6, (384, 384))
         assert "road" in page.inner_text("body")  # the legend names the model's own labels
         page.screenshot(path=str(tmp_path / "segformer.png"), full_page=True)
@@ -524,3 +531,48 @@ def test_exports_show_what_the_page_shows_and_follow_a_new_click(tmp_path):
         assert f"at pixel ({y}, {x})" in meta["figure_title"][0]
     print(f"\n{checked} pixels compared between the exported PNG and the screen, worst difference {worst} levels")
     assert checked >= 100
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1920, 1080)])
+def test_a_twelve_layer_vit_is_shown_one_layer_at_a_time(width, height, tmp_path):
+    """A 12-layer transformers ViT (a factory: 3 heads, random weights) opened by path: the Attention tab offers a
+    layer selector; choosing layer 7 shows that layer's mean and heads under short titles that each fit one line
+    (never broken mid-word), and the rollout over all layers is one map with its choices stated."""
+    short = {f"layer {i} · {v}" for i in range(12) for v in ("mean", "head 0", "head 1", "head 2")}
+    with app_server() as url, browser_page(width, height) as page:
+        page.goto(url)
+        wait_idle(page)
+        page.get_by_text("a checkpoint path on this machine").click()
+        wait_idle(page)
+        box = page.get_by_test_id("stTextInputField").first
+        box.fill("tests.support.factories:tiny_vit")
+        box.press("Enter")
+        wait_grid(page, "tiny_vit at pixel (192, 192)", timeout_ms=240_000)
+        wait_idle(page)
+        names = panel_grid(page).locator("figcaption .name")
+        assert names.all_inner_texts() == ["layer 0 · mean", "layer 0 · head 0", "layer 0 · head 1",
+                                           "layer 0 · head 2"]
+
+        selector = page.get_by_test_id("stSelectbox").filter(has_text="Layer")
+        selector.click()
+        page.get_by_role("option", name="layer 7", exact=True).click()
+        wait_idle(page)
+        names.first.filter(has_text="layer 7 · mean").wait_for(timeout=60_000)
+        texts = names.all_inner_texts()
+        assert texts == ["layer 7 · mean", "layer 7 · head 0", "layer 7 · head 1", "layer 7 · head 2"]
+        assert set(texts) <= short
+        # one line each: a title broken mid-word (or at all) would be taller than its line height
+        lines = panel_grid(page).locator("figcaption .name").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight))")
+        assert all(0.5 < n < 1.5 for n in lines), lines
+        assert "vit.layers.7.attention" in page.inner_text("body")  # the full name, once above the grid
+        assert "verified (max |Δ|" in page.inner_text("body") and "· 12 layers" in page.inner_text("body")
+        page.screenshot(path=shot_path(tmp_path, f"vit-layer7-{width}x{height}.png"))
+
+        selector.click()
+        page.get_by_role("option", name="rollout (all layers)", exact=True).click()
+        page.locator("#rollout-state").wait_for(state="attached", timeout=60_000)
+        wait_idle(page)
+        body = page.inner_text("body")
+        assert "residual 0.5" in body and "went to the class token" in body
+        page.screenshot(path=shot_path(tmp_path, f"vit-rollout-{width}x{height}.png"))

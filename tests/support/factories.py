@@ -61,3 +61,29 @@ class TinyAttention(nn.Module):
 
 def tiny_attention():
     return TinyAttention()
+
+
+class TinyViT(nn.Module):
+    """Nine-class logits from a 12-layer transformers ViT (3 heads, random weights) through a 1×1 convolution over
+    its patch tokens: a model with many layers for the page's layer navigator (transformers has no ViT head for
+    segmentation). Any image size (position embeddings interpolated)."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import ViTConfig, ViTModel
+
+        torch.manual_seed(0)
+        cfg = ViTConfig(image_size=64, patch_size=16, hidden_size=48, num_hidden_layers=12, num_attention_heads=3,
+                        intermediate_size=96)
+        self.vit = ViTModel._from_config(cfg, attn_implementation="eager", add_pooling_layer=False)
+        self.classifier = nn.Conv2d(48, 9, 1)
+
+    def forward(self, x):
+        h, w = x.shape[2] // 16, x.shape[3] // 16
+        tokens = self.vit(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 1:]
+        out = self.classifier(tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w))
+        return nn.functional.interpolate(out, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def tiny_vit():
+    return TinyViT().eval()

@@ -78,7 +78,7 @@ def _explore(model_key, model_label, model, src, opts):
         if model.provenance.scene_trained and src.labels is None:  # a photograph through a model of generated scenes
             st.warning(domain_warning())
         tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
-        views = (lambda: attention_view(model_label, src, chosen, (y, x), opts),
+        views = (lambda: attention_view(model_label, src, chosen, (y, x), opts, model),
                  lambda: compare_view(src, (y, x), opts),
                  lambda: statistics_view(chosen, src, fw),
                  lambda: analysis_view(model, fw, src, (y, x), chosen, opts),

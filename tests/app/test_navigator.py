@@ -1,0 +1,84 @@
+"""AppTest: a transformer's Attention tab has a layer navigator; choosing a layer changes the panels; rollout and
+relevance (on request) appear as maps with their choices stated; each record's verification is said once."""
+from pathlib import Path
+
+import pytest
+import streamlit.config
+from streamlit.testing.v1 import AppTest
+
+from vizattn.zoo import available
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
+
+
+@pytest.fixture
+def loopback():
+    """The page offers paths on this machine only while bound to loopback (vizattn.app.sidebar.loopback_only)."""
+    before = streamlit.config.get_option("server.address")
+    streamlit.config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit.config.set_option("server.address", before)
+
+
+def page_with(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.sidebar.radio(key="model_source").set_value("a checkpoint path on this machine").run()
+    at.sidebar.text_input(key="ckpt_path").input(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def grid_titles(at) -> list[str]:
+    """The panel titles the grid component was last sent (AppTest shows a custom component as an unknown element)."""
+    import json
+
+    sent = [json.loads(el.proto.json_args) for el in _walk(at._tree)
+            if getattr(el, "type", "") == "component_instance"]
+    return [p["title"] for p in sent[-1]["panels"]] if sent else []
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def captions(at) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_a_segformer_folder_gets_a_navigator_and_a_layer_changes_the_panels(tmp_path, loopback):
+    from tests.foreign.test_observe import save_segformer
+
+    save_segformer(tmp_path / "segformer")
+    at = page_with(str(tmp_path / "segformer"))
+    nav = at.selectbox(key="layer_group")
+    assert nav.options == [f"stage {s} · block 0" for s in range(4)] + ["rollout (all layers)",
+                                                                        "relevance (all layers)"]
+    assert grid_titles(at) == ["stage 0 · block 0 · head 0"]
+    nav.set_value("stage 2 · block 0").run()
+    assert not at.exception, at.exception
+    assert grid_titles(at) == ["stage 2 · block 0 · mean"] + [f"stage 2 · block 0 · head {i}" for i in range(5)]
+    assert any("id='layer-state'" in m.value and ">stage 2 · block 0<" in m.value for m in at.markdown)
+    assert "verified (max |Δ|" in captions(at) and "· 4 layers" in captions(at)
+
+
+def test_a_vit_offers_rollout_and_relevance_on_request(loopback):
+    at = page_with("tests.support.factories:tiny_vit")
+    nav = at.selectbox(key="layer_group")
+    assert nav.options[:12] == [f"layer {i}" for i in range(12)] and len(nav.options) == 14
+    nav.set_value("layer 7").run()
+    assert grid_titles(at) == ["layer 7 · mean", "layer 7 · head 0", "layer 7 · head 1", "layer 7 · head 2"]
+    nav.set_value("rollout (all layers)").run()
+    assert not at.exception, at.exception
+    assert any("rollout for (192, 192)" in m.value for m in at.markdown)
+    assert "residual 0.5" in captions(at) and "went to the class token" in captions(at)
+    at.selectbox(key="layer_group").set_value("relevance (all layers)").run()
+    assert not at.exception, at.exception
+    assert not any("relevance for" in m.value for m in at.markdown)  # nothing computed before the button
+    at.button(key="relevance_go").click().run()
+    assert not at.exception, at.exception
+    assert any("relevance for (192, 192)" in m.value for m in at.markdown)
+    assert "Chefer" in captions(at) and "went to the class token" in captions(at)
