@@ -33,16 +33,16 @@ def test_segformer_stages_and_blocks_by_their_depths():
         assert len(stage2.entries) == 6 and stage2.entries[4].title == "stage 2 · block 1 · head 3"
 
 
-def test_our_one_module_model_is_one_group_named_short():
+def test_our_one_module_model_is_one_group_under_its_own_name_main_view_first():
     groups = layer_groups({"head.cca": ("effective", "step1", "step2")})
-    assert [(g.label, g.names) for g in groups] == [("cca", ("head.cca",))]
-    assert [e.title for e in groups[0].entries] == ["cca · effective", "cca · step1", "cca · step2"]
+    assert [(g.label, g.names) for g in groups] == [("head.cca", ("head.cca",))]
+    assert [e.title for e in groups[0].entries] == ["head.cca · effective", "head.cca · step1", "head.cca · step2"]
 
 
-def test_mmseg_heads_one_group_each_with_the_shortest_unique_name():
+def test_mmseg_heads_one_group_each_under_its_own_name():
     names = ["decode_head.pam", "decode_head.cam", "auxiliary_head.pam"]
     assert [(g.label, g.names) for g in layer_groups(names)] == [
-        ("decode_head.pam", ("decode_head.pam",)), ("cam", ("decode_head.cam",)),
+        ("decode_head.pam", ("decode_head.pam",)), ("decode_head.cam", ("decode_head.cam",)),
         ("auxiliary_head.pam", ("auxiliary_head.pam",))]
 
 

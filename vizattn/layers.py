@@ -88,14 +88,13 @@ def layer_groups(records: Mapping[str, Sequence[str]] | Iterable[str]) -> list[L
             at = next((i for i in range(len(parts)) if any(len(o.split(".")) <= i or o.split(".")[i] != parts[i]
                                                           for o in skeletons if o != s)), 0)
             prefix[s] = parts[at] + " "
-    shorts = _short_names([n for n in names if not split[n][1]])
     order: dict[tuple, list[str]] = {}
     labels: dict[tuple, str] = {}
     for n in names:
         skeleton, numbers, _ = split[n]
         key = (skeleton, numbers) if numbers else ("", n)
         order.setdefault(key, []).append(n)
-        labels[key] = prefix.get(skeleton, "") + _index_label(numbers) if numbers else shorts[n]
+        labels[key] = prefix.get(skeleton, "") + _index_label(numbers) if numbers else n  # a module's own name
     groups = []
     for key, members in order.items():
         label = labels[key]

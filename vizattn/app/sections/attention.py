@@ -26,7 +26,8 @@ def attention_view(model_label, src, chosen, pixel, opts, model=None):
     if not chosen:
         return
     records = {p.module: p.record for p in chosen}
-    groups = layer_groups({n: r.views() for n, r in records.items()})
+    # each module's main view first, as everywhere on the page (panels() orders them so)
+    groups = layer_groups({n: list(dict.fromkeys(p.view for p in chosen if p.module == n)) for n in records})
     options = [g.label for g in groups] + ([ROLLOUT, RELEVANCE] if _followable(records) else [])
     choice = options[0]
     if len(options) > 1:
