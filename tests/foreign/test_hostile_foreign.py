@@ -304,3 +304,28 @@ def test_refusals_are_sentences_not_tracebacks():
     blob = narrow_checkpoint("nl", "model = dict(decode_head=dict(type=[1]))")
     with pytest.raises(VizattnError, match="inconsistent"):
         vizattn.load(blob, file_name="typed.pth")
+
+
+def test_the_page_refuses_hostile_foreign_models_with_one_sentence_and_keeps_its_model(tmp_path, folder):
+    """The same files through the app (AppTest): uploaded or named by path, each gives one sentence in the sidebar,
+    no exception reaches the page, and the page still shows a model."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at.run()
+    cases = cli_cases(tmp_path, folder)
+    at.sidebar.radio(key="model_source").set_value("upload a checkpoint").run()
+    for model, words in cases[:2]:  # the two mmseg files, uploaded
+        at.sidebar.file_uploader(key="ckpt_upload").upload(model.name, model.read_bytes()).run()
+        assert not at.exception, at.exception
+        errors = [e.value for e in at.sidebar.error]
+        assert any(words in e and "\n" not in e for e in errors), (model.name, errors)
+    at.sidebar.radio(key="model_source").set_value("a checkpoint path on this machine").run()
+    for model, words in cases[2:]:  # the two transformers folders, by path
+        at.sidebar.text_input(key="ckpt_path").set_value(str(model)).run()
+        assert not at.exception, at.exception
+        errors = [e.value for e in at.sidebar.error]
+        assert any(words in e and "\n" not in e for e in errors), (model.name, errors)
+    assert any(m.value.startswith("Query pixel") for m in at.markdown)  # the page still shows a model
