@@ -101,9 +101,11 @@ def test_an_uploaded_mmseg_checkpoint_shows_attention_on_a_photograph(tmp_path):
     photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     with app_server() as url, browser_page(1400, 2000) as page:
         page.goto(url)
+        wait_grid(page, "criss_cross at pixel (192, 192)")  # the page is drawn and connected before the sidebar is used
         wait_idle(page)
         page.get_by_text("upload a checkpoint").click()
         wait_idle(page)
+        page.locator("[data-testid='stFileUploader']").first.wait_for(timeout=120_000)
         page.locator("[data-testid='stFileUploader'] input[type=file]").first.set_input_files(str(ckpt))
         page.get_by_text("mmseg CCHead on ResNetV1c-50-D8").wait_for(timeout=120_000)
         page.get_by_text("upload", exact=True).click()

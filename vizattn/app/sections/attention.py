@@ -20,14 +20,21 @@ LAYER_KEY = "layer_group"
 RESIDUAL, FUSION = 0.5, "mean"
 
 
+MAX_TOGETHER = 12  # modules without layers are shown together up to this many panels (the bundled zoo: at most 10)
+
+
 def attention_view(model_label, src, chosen, pixel, opts, model=None):
-    from vizattn.layers import layer_groups
+    from vizattn.layers import LayerGroup, layer_groups
 
     if not chosen:
         return
     records = {p.module: p.record for p in chosen}
     # each module's main view first, as everywhere on the page (panels() orders them so)
     groups = layer_groups({n: list(dict.fromkeys(p.view for p in chosen if p.module == n)) for n in records})
+    if len(groups) > 1 and len(chosen) <= MAX_TOGETHER and all(g.label in g.names for g in groups):
+        # a few modules without layers (ANN's AFNB and APNB, a head or two): all on one screen, as before
+        groups = [LayerGroup("all modules", tuple(n for g in groups for n in g.names),
+                             tuple(e for g in groups for e in g.entries))]
     options = [g.label for g in groups] + ([ROLLOUT, RELEVANCE] if _followable(records) else [])
     choice = options[0]
     if len(options) > 1:
