@@ -47,15 +47,19 @@ def _click_times(page, clicks: int) -> list[float]:
     return times
 
 
+def _second_panel(page, timings: str):
+    """(the grid's frame, the second panel's box), with the grid's `timings` list emptied."""
+    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
+    stage = panel_grid(page).locator(".stage").nth(1)
+    stage.scroll_into_view_if_needed()
+    frame.evaluate(f"window.{timings}.length = 0")
+    return frame, stage.bounding_box()
+
+
 def _hover_times(page, moves: int) -> list[float]:
     """Pointer moves over the second panel along a loop of distinct pixels, one every 80 ms (a hand moving
     slowly); the grid records each move's time to paint."""
-    grid = panel_grid(page)
-    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
-    stage = grid.locator(".stage").nth(1)
-    stage.scroll_into_view_if_needed()
-    box = stage.bounding_box()
-    frame.evaluate("window.vizattnTimings.length = 0")
+    frame, box = _second_panel(page, "vizattnTimings")
     for i in range(moves):
         fx, fy = 0.1 + 0.8 * (i % 20) / 19, 0.15 + 0.7 * (i // 20 % 5) / 4 + 0.02 * (i % 3)
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
@@ -68,12 +72,7 @@ def _hover_times(page, moves: int) -> list[float]:
 def _pin_times(page, clicks: int) -> list[float]:
     """Clicks on the second panel: each is timed inside the page from the click event to the frame after the
     panels show the pinned query (the grid pins in the browser; the page's rerun follows and is waited for)."""
-    grid = panel_grid(page)
-    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
-    stage = grid.locator(".stage").nth(1)
-    stage.scroll_into_view_if_needed()
-    box = stage.bounding_box()
-    frame.evaluate("window.vizattnPinTimings.length = 0")
+    frame, box = _second_panel(page, "vizattnPinTimings")
     for i in range(clicks):
         before = marker(page, "compare-state")
         fx, fy = 0.15 + 0.7 * i / max(1, clicks - 1), 0.8 - 0.6 * i / max(1, clicks - 1)
