@@ -44,3 +44,10 @@ def test_the_page_is_thin_and_modules_small():
     big = [str(p.relative_to(ROOT)) for p in (ROOT / "vizattn").rglob("*.py")
            if len(p.read_text().splitlines()) > 450 and str(p.relative_to(ROOT)) not in one_job]
     assert not big, big
+
+
+def test_the_page_draws_before_pytorch_is_imported():
+    """The page's own modules import no PyTorch: the sidebar draws while the first forward's imports happen."""
+    code = "import sys, vizattn.app.page; print('torch' in sys.modules)"
+    out = _run(sys.executable, "-c", code)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
