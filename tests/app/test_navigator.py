@@ -1,14 +1,12 @@
 """AppTest: a transformer's Attention tab has a layer navigator; choosing a layer changes the panels; rollout and
 relevance (on request) appear as maps with their choices stated; each record's verification is said once."""
-from pathlib import Path
 
 import pytest
 import streamlit.config
-from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_with
 from vizattn.zoo import available
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
 
 
@@ -19,15 +17,6 @@ def loopback():
     streamlit.config.set_option("server.address", "127.0.0.1")
     yield
     streamlit.config.set_option("server.address", before)
-
-
-def page_with(path: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.sidebar.radio(key="model_source").set_value("a checkpoint path on this machine").run()
-    at.sidebar.text_input(key="ckpt_path").input(path).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def grid_titles(at) -> list[str]:

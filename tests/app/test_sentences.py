@@ -1,22 +1,17 @@
 """The page always shows its own sentences, also from inside the click fragment: a non-finite output, a model
 that fails on the image, the forward budget and a busy server reach the page as one sentence each, never as
 Streamlit's redacted "This app has encountered an error"."""
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from tests.app.pages import page_with
+
 
 
 def with_factory(spec: str, monkeypatch, budget: str = "300") -> AppTest:
     monkeypatch.setenv("VIZATTN_FORWARD_BUDGET_S", budget)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.sidebar.radio(key="model_source").set_value("a checkpoint path on this machine").run()
-    at.sidebar.text_input(key="ckpt_path").set_value(spec).run()
-    assert not at.exception, at.exception
-    return at
+    return page_with(spec, timeout=120)
 
 
 def errors(at) -> list[str]:

@@ -1,0 +1,15 @@
+"""The page under AppTest, opened on a model named in the sidebar's path field (a file, a folder or a factory)."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def page_with(path: str, timeout: int = 180) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    at.sidebar.radio(key="model_source").set_value("a checkpoint path on this machine").run()
+    at.sidebar.text_input(key="ckpt_path").set_value(path).run()
+    assert not at.exception, at.exception
+    return at
