@@ -92,18 +92,8 @@ def forward_budget_s() -> float:
 
 
 def prepare_default(model: str = "criss_cross", spec: str = "scene:1000000007", size: int = 384) -> None:
-    """Import PyTorch, load the default model and run its first forward into the caches the page reads, while
-    the server starts (`vizattn app`); waits for Streamlit's runtime so the caches are the page's own."""
-    import time
-
-    from streamlit.runtime import Runtime
-
-    for _ in range(600):  # the server starts within seconds; give up after a minute
-        if Runtime.exists():
-            break
-        time.sleep(0.1)
-    else:
-        return
+    """Load the default model and run its first forward into the caches the page reads (`vizattn app`'s warm-up,
+    called once Streamlit's runtime exists, so the caches are the page's own)."""
     src = scene(spec, size)  # the same keys the page asks with, so its first run finds both done
     forward_for(model, src.key, bundled_model(model), src.image)
 

@@ -219,6 +219,8 @@ def _prepare_default_model() -> None:
             if Runtime.exists():
                 break
             time.sleep(0.1)
+        else:
+            return
         from vizattn.app.cache import prepare_default
 
         prepare_default()
