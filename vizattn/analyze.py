@@ -172,6 +172,11 @@ def _run_in_process(task):
     return task[0], *_WORKER(*task)
 
 
+class Cancelled(VizattnError):
+    """Raised by an `on_shard` callback to stop a run: no further shard starts, the finished shards stay on disk,
+    and the same call (same arguments, same --out) resumes from them."""
+
+
 def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) -> None:
     items_of = {shard: items for shard, items, _ in tasks}
     if workers <= 1:
@@ -194,6 +199,9 @@ def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) ->
                 shard, summary, rows = f.result()
                 write_shard(out, plan, shard, items_of[shard], summary, rows)
                 progress(1)
+        except Cancelled:
+            pool.shutdown(wait=True, cancel_futures=True)  # shards in flight finish (unwritten); none starts
+            raise
         except BrokenProcessPool:
             raise VizattnError("A worker process died (killed, or out of memory); the finished shards are kept: "
                                "run the same command again to resume.") from None
@@ -267,7 +275,10 @@ def merged(source: Path | dict[int, dict]) -> dict:
 
 
 def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, address: str | None = None,
-            gpus: int = 0, shard_size: int = 8, progress: bool = True) -> dict:
+            gpus: int = 0, shard_size: int = 8, progress: bool = True, on_shard=None) -> dict:
+    """Run (or resume) `job` into `out`. `on_shard(done, total)` is called once before the first shard (done = the
+    shards already finished on disk) and after each shard is written; raising `Cancelled` from it stops the run
+    with the finished shards kept (the page's progress bar and cancel button)."""
     from tqdm import tqdm
 
     if engine not in ("local", "ray"):
@@ -283,13 +294,21 @@ def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, 
     state = verify(out, plan)
     pending = [t for t in tasks if t[0] not in state.good]
     t0 = time.time()
-    with tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc="shards", unit="shard",
-              disable=not progress) as bar:
+    done = [len(tasks) - len(pending)]
+    if on_shard is not None:
+        on_shard(done[0], len(tasks))
+    with tqdm(total=len(tasks), initial=done[0], desc="shards", unit="shard", disable=not progress) as bar:
+        def advance(n: int) -> None:
+            bar.update(n)
+            done[0] += n
+            if on_shard is not None:
+                on_shard(done[0], len(tasks))
+
         if pending:
             if engine == "local":
-                run_local(job, plan, pending, out, workers, bar.update)
+                run_local(job, plan, pending, out, workers, advance)
             else:
-                run_ray(job, plan, pending, out, workers, address, gpus, bar.update)
+                run_ray(job, plan, pending, out, workers, address, gpus, advance)
     result = finish(out, job, plan)
     result["wall_time_s"] = round(time.time() - t0, 1)
     result["resumed_shards"] = len(tasks) - len(pending)

@@ -188,3 +188,25 @@ def test_labels_as_indices_or_palette_colours_feed_the_class_statistics(tmp_path
     Image.fromarray(np.full((128, 128), 40, np.uint8)).save(bad / "a.png")
     with pytest.raises(VizattnError, match="holds class 40"):
         analyze(Job(model="criss_cross", images=str(images), labels=str(bad), queries=16), tmp_path / "b", progress=False)
+
+
+def test_a_cancelled_run_keeps_its_shards_and_resumes_to_the_same_numbers(reference, tmp_path):
+    """`on_shard` reports (done, total) and may raise Cancelled: the page's progress bar and cancel button."""
+    from vizattn.analyze import Cancelled
+
+    seen = []
+
+    def cancel_after_two(done, total):
+        seen.append((done, total))
+        if done == 2:
+            raise Cancelled("cancelled")
+
+    out = tmp_path / "run"
+    with pytest.raises(Cancelled):
+        analyze(JOB, out, shard_size=2, progress=False, on_shard=cancel_after_two)
+    assert seen == [(0, 3), (1, 3), (2, 3)]
+    assert len(list((out / "shards").glob("*.json"))) == 2 and not (out / "rows.parquet").exists()
+    seen.clear()
+    r = analyze(JOB, out, shard_size=2, progress=False, on_shard=lambda d, t: seen.append((d, t)))
+    assert seen == [(2, 3), (3, 3)] and r["resumed_shards"] == 2
+    close(merged(out), merged(reference[0]), rel=0)
