@@ -148,6 +148,45 @@ def test_refusals_are_remembered_by_content(monkeypatch):
         vio.read_checkpoint(blob, "again.pt")
 
 
+
+def test_one_refusal_memory_serves_the_page_and_the_library(monkeypatch):
+    """The page's caches keep no refusal of their own: an upload refused by the sidebar's cached load is refused
+    again by the next rerun and by the library at once, from `vizattn.errors.REFUSALS`, without parsing again."""
+    import vizattn.zoo as zoo
+    from vizattn.app import cache
+    from vizattn.errors import REFUSALS
+
+    blob = vio.Content(b"neither safetensors nor a torch archive" * 8, "first.pt")
+    before = len(REFUSALS)
+    with pytest.raises(VizattnError, match="first.pt"):
+        cache.uploaded_model(blob.sha256[:16], blob, "first.pt", None)
+    assert len(REFUSALS) == before + 2  # the bytes (read_checkpoint) and the load (upload, its head)
+    monkeypatch.setattr(zoo, "load", lambda *a, **k: pytest.fail("loaded twice"))
+    monkeypatch.setattr(vio, "_read_torch", lambda *a: pytest.fail("parsed twice"))
+    monkeypatch.setattr(vio, "_read_safetensors", lambda *a: pytest.fail("parsed twice"))
+    with pytest.raises(VizattnError, match="first.pt"):  # a rerun: Streamlit cached no error, the memory answers
+        cache.uploaded_model(blob.sha256[:16], blob, "first.pt", None)
+    with pytest.raises(VizattnError, match="renamed.pt"):  # the library, same bytes under another name
+        vio.read_checkpoint(bytes(blob), "renamed.pt")
+    assert not [n for n in vars(vio) if "REFUSED" in n.upper()]  # no second memory in io
+
+
+def test_the_refusal_memory_is_bounded_and_forgets_the_oldest():
+    from vizattn.errors import Refusals
+
+    memory = Refusals(limit=3)
+
+    def refuse(i):
+        raise VizattnError(f"refused {i}")
+
+    for i in range(5):
+        with pytest.raises(VizattnError):
+            memory.run(i, refuse, i)
+    assert len(memory) == 3
+    assert memory.run(0, lambda: "read again") == "read again"  # forgotten: run again
+    with pytest.raises(VizattnError, match="refused 4"):
+        memory.run(4, lambda: pytest.fail("run again"))
+
 def jpeg(size=(64, 48), **kw) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (*size[::-1], 3), np.uint8)).save(buf, "JPEG", **kw)

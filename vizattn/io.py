@@ -11,13 +11,12 @@ import io
 import json
 import pickle
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vizattn.errors import VizattnError
+from vizattn.errors import REFUSALS, VizattnError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -31,8 +30,6 @@ MAX_JPEG_SCANS = 64  # progressive JPEGs use about 10; thousands of empty scans 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")  # opened by content: nothing else reaches a decoder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-_REFUSED: OrderedDict[str, tuple] = OrderedDict()  # content hash -> (file name, the sentence it was refused with)
-_REFUSED_MAX = 256
 
 
 class Content(bytes):
@@ -97,23 +94,14 @@ def read_json_object(path: Path, what: str, limit: int = 1 << 20, expected: str 
 
 
 def remember_refusals(read):
-    """Refusals are remembered by content hash: the same bad bytes (a rerun, a second session) are refused again
-    at once, without being parsed or decoded a second time."""
+    """Refusals of bytes are remembered by content hash (in the one memory, `vizattn.errors.REFUSALS`): the same bad
+    bytes (a rerun, a second session) are refused again at once, without being parsed or decoded a second time."""
     @functools.wraps(read)
     def wrapper(source, name=None, *args, **kwargs):
         if not isinstance(source, (bytes, bytearray)):
             return read(source, name, *args, **kwargs)
-        digest = sha256_of(source)
-        if digest in _REFUSED:
-            old, sentence = _REFUSED[digest]
-            raise VizattnError(sentence.replace(f"'{old}'", f"'{name}'") if name and old else sentence)
-        try:
-            return read(source, name, *args, **kwargs)
-        except VizattnError as err:
-            _REFUSED[digest] = (name, str(err))
-            while len(_REFUSED) > _REFUSED_MAX:
-                _REFUSED.popitem(last=False)
-            raise
+        key = (read.__name__, sha256_of(source), args, tuple(sorted(kwargs.items())))
+        return REFUSALS.run(key, read, source, name, *args, name=name, **kwargs)
     return wrapper
 
 

@@ -1,11 +1,13 @@
 """Everything the page keeps between reruns and sessions: loaded models, decoded uploads, forwards, encoded
-photos and the grid's factors (st.cache_resource / st.cache_data), and a refusal kept like a result."""
+photos and the grid's factors (st.cache_resource / st.cache_data). A refusal is never cached as a result: it is
+kept in the one refusal memory the library uses too (`vizattn.errors.REFUSALS`), under the same key as the cache,
+and raised again at once by the next rerun or session."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from vizattn.errors import VizattnError
+from vizattn.errors import REFUSALS, VizattnError
 from vizattn.guard import FORWARD_BUDGET_S, WorkGuard
 from vizattn.io import read_image
 from vizattn.sources import ImageSource, image_source
@@ -20,8 +22,8 @@ def bundled_model(name: str):
 
 
 def refusal_kept(fn, *args, **kwargs):
-    """fn's result, or its refusal returned instead of raised: inside a cached function, a rerun or a second
-    session with the same input gets the sentence again at once instead of reading a 500 MB file again."""
+    """fn's result, or its refusal returned instead of raised (the Data set section's folders, the difference
+    view's files). Kept in `REFUSALS` by the key of the cached call it runs in; see `kept`."""
     try:
         return fn(*args, **kwargs)
     except VizattnError as err:
@@ -29,7 +31,7 @@ def refusal_kept(fn, *args, **kwargs):
 
 
 def loaded(result):
-    """A cached result, or the cached refusal raised again as the one sentence it was."""
+    """A result of `refusal_kept`, or its refusal raised again as the one sentence it was."""
     if isinstance(result, VizattnError):
         raise result
     return result
@@ -39,20 +41,20 @@ def loaded(result):
 def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
     from vizattn.zoo import load
 
-    return refusal_kept(load, _data, file_name=file_name, head=head)
+    return REFUSALS.run(("upload", digest, head), load, _data, file_name=file_name, head=head)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def path_model(path: str, mtime: float, head: str | None = None):
     from vizattn.zoo import load
 
-    return refusal_kept(load, path, head=head)
+    return REFUSALS.run(("path", path, mtime, head), load, path, head=head)
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the image…")
 def decoded_upload(digest: str, _data: bytes, file_name: str):
     """An uploaded image decoded once per content (or its refusal), not on every rerun."""
-    return refusal_kept(read_image, _data, file_name)
+    return read_image(_data, file_name)  # read_image keeps its refusals by content itself
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the model once for this image…")
@@ -61,6 +63,7 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
     Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
     from vizattn.explore import run_model
 
+    REFUSALS.check(("forward", model_key, image_key))  # refused before: at once, without waiting for a turn
     bar = st.empty()
     try:
         # forwards take turns, each within a time budget (vizattn.guard); a session that has to wait says so
@@ -69,7 +72,8 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
                 deadline.check()
                 bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
 
-            return refusal_kept(run_model, _model, _image, progress)  # a rerun does not spend the budget again
+            # a rerun does not spend the budget again on a forward that was refused
+            return REFUSALS.run(("forward", model_key, image_key), run_model, _model, _image, progress)
     finally:
         bar.empty()
 

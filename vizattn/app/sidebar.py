@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vizattn.app.cache import decoded_upload, loaded, path_model, scene, uploaded_model
+from vizattn.app.cache import decoded_upload, path_model, scene, uploaded_model
 from vizattn.app.pure import LOOPBACK, is_loopback_request, provenance_line
 from vizattn.bundled import available, model_card
 from vizattn.errors import VizattnError
@@ -55,6 +55,27 @@ def pick_model():
     return name, name, None
 
 
+def model_for_analyze() -> tuple[str | None, str]:
+    """The sidebar's model as `vizattn analyze --model` names it (a bundled name, or the file, folder or factory
+    typed in the path field), or None and the sentence why an analyze cannot load it."""
+    import os
+
+    source = st.session_state.get("model_source", "bundled")
+    if source == "bundled":
+        return st.session_state.get("model_name") or DEFAULT_MODEL, ""
+    if source == "upload a checkpoint":
+        return None, ("An uploaded checkpoint lives only in this page's memory, where an analyze cannot load it: save "
+                      "it on this machine and give its path under 'a checkpoint path on this machine', or pick a "
+                      "bundled model.")
+    path = str(st.session_state.get("ckpt_path") or "").strip()
+    if not path or f"last_model:{source}" not in st.session_state:
+        return None, "No checkpoint path has loaded in the sidebar yet: give one there, or pick a bundled model."
+    if st.session_state.get("ckpt_head", "from the keys") != "from the keys":
+        return None, ("An analyze tells a checkpoint's head from its keys, and this one's was chosen by hand: run "
+                      "`vizattn analyze --model FILE` on a checkpoint that says its head, or pick a bundled model.")
+    return os.path.expanduser(path), ""
+
+
 def _say_shown(label: str, provenance, n_classes: int) -> None:
     # file-borne text (names, classes_from): escaped, never markup
     st.sidebar.caption(markdown_text(f"Shown: {label} — {provenance_line(provenance, n_classes)}"))
@@ -93,7 +114,7 @@ def _foreign_model(source: str, names: list[str]):
             else:
                 data = Content(up.getvalue(), up.name)  # hashed once: the cache key, the refusal memory, provenance
                 key = data.sha256[:16]
-                model = loaded(uploaded_model(key, data, up.name, head))
+                model = uploaded_model(key, data, up.name, head)
                 st.session_state[slot] = (f"upload-{key}-{head}", safe_name(up.name), model)
         else:
             path = st.sidebar.text_input(
@@ -127,10 +148,10 @@ def _path_model(text: str, head: str | None):
     kind = source_of(str(p)).kind
     if kind in ("checkpoint", "transformers folder"):
         stamp = p.stat().st_mtime
-        model = loaded(path_model(str(p), stamp, head))
+        model = path_model(str(p), stamp, head)
         return f"path-{p}-{stamp}-{head}", safe_name(p.name or text), model
     # a factory (or a bundled name typed here): code and names have no file to stamp
-    return f"{kind}-{text}", safe_name(text), loaded(path_model(text, 0.0, None))
+    return f"{kind}-{text}", safe_name(text), path_model(text, 0.0, None)
 
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
@@ -167,7 +188,7 @@ def pick_image() -> ImageSource:
         else:
             data = Content(up.getvalue(), up.name)
             try:
-                st.session_state["last_upload"] = ImageSource(loaded(decoded_upload(data.sha256[:16], data, up.name)),
+                st.session_state["last_upload"] = ImageSource(decoded_upload(data.sha256[:16], data, up.name),
                                                               safe_name(up.name))
             except VizattnError as err:
                 st.sidebar.error(str(err))

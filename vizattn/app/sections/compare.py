@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vizattn.app.cache import bundled_model, forward_for, loaded, refusal_kept
+from vizattn.app.cache import bundled_model, forward_for
 from vizattn.app.panel_grid import show_grid
 from vizattn.app.sections import state_marker
 from vizattn.app.sections.statistics import STATISTICS
 from vizattn.bundled import available, model_card
-from vizattn.errors import VizattnError
+from vizattn.errors import REFUSALS, VizattnError
 from vizattn.text import markdown_text
 
 MODES = ("side by side", "difference")
@@ -26,7 +26,7 @@ def picked_models() -> list[str]:
 
 
 def compare_forwards(src, picked) -> dict:
-    return {n: loaded(forward_for(n, src.key, bundled_model(n), src.image)) for n in picked}
+    return {n: forward_for(n, src.key, bundled_model(n), src.image) for n in picked}
 
 
 def kept_choice(label: str, options, key: str, default, **kwargs):
@@ -58,11 +58,12 @@ def compare_view(src, pixel, opts):
 @st.cache_data(max_entries=16, show_spinner="Taking the difference…")
 def diff_for(key: str, _fw_a, _fw_b, names: tuple[str, str], pixel: tuple[int, int], shas: tuple, _labels,
              _instances):
-    """(files, differences) of two forwards at one pixel, or the refusal; keyed by the models, image and pixel."""
+    """(files, differences) of two forwards at one pixel; keyed by the models, image and pixel (and so is its
+    refusal, in the one refusal memory)."""
     from vizattn.diff import diff_files
 
-    return refusal_kept(diff_files, _fw_a, _fw_b, names, pixel, None, shas, ("png", "npz", "json"), _labels,
-                        _instances)
+    return REFUSALS.run(("diff", key), diff_files, _fw_a, _fw_b, names, pixel, None, shas, ("png", "npz", "json"),
+                        _labels, _instances)
 
 
 def difference_view(src, pixel):
@@ -82,13 +83,13 @@ def difference_view(src, pixel):
     scene_trained = all(m.provenance.scene_trained for m in models)
     labels = src.labels if src.labels is not None and scene_trained else None
     shas = tuple(m.provenance.sha256 for m in models)
-    result = diff_for(f"{a}|{b}|{src.key}|{pixel}", fws[a], fws[b], (a, b), tuple(pixel), shas, labels,
-                      src.instances if labels is not None else None)
-    if isinstance(result, VizattnError):
-        st.error(str(result))
+    try:
+        files, diffs = diff_for(f"{a}|{b}|{src.key}|{pixel}", fws[a], fws[b], (a, b), tuple(pixel), shas, labels,
+                                src.instances if labels is not None else None)
+    except VizattnError as err:
+        st.error(str(err))
         state_marker("diff-state", f"diff refused for {pixel}")
         return
-    files, diffs = result
     png = next(data for name, data in files.items() if name.endswith(".png"))
     st.image(png, caption=f"A: {a} · B: {b} at pixel {pixel}: A and B on one scale, A − B blue below 0, red above",
              width="stretch")

@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from vizattn.app.cache import bundled_model, forward_for, loaded
+from vizattn.app.cache import bundled_model, forward_for
 from vizattn.app.errors import one_sentence
 from vizattn.app.pure import confidence_image, domain_warning, has_truth, side_by_side_css
 from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
@@ -37,7 +37,7 @@ def _explore(model_key, model_label, model, src, opts):
 
     if model is None:  # a bundled model, loaded on first use
         model = bundled_model(model_key)
-    fw = loaded(forward_for(model_key, src.key, model, src.image))
+    fw = forward_for(model_key, src.key, model, src.image)
     st.session_state["forward_key"] = f"{model_key}|{src.key}"
     y, x = current_pixel(fw.shape)
     chosen = panels(fw, y, x) if fw.records else []
