@@ -190,6 +190,8 @@ def test_a_photograph_through_a_scene_model_is_said_and_confidence_shown():
     at.sidebar.file_uploader(key="image_upload").upload("street.png", photo.getvalue()).run()
     assert not at.exception
     assert any("never seen a photograph" in w.value for w in at.warning)
+    at.session_state["prediction_strip"] = True  # the strip open: the confidence is drawn
+    at.run()
     assert any("Confidence" in c.value for c in at.caption)
 
 
@@ -283,3 +285,30 @@ def test_statistics_table_names_every_view_in_full():
     assert list(table.columns) == ["view", "statistic", "this view", "a uniform map"]
     assert set(table["view"]) == {"effective", "loop1", "loop2"}
     assert "mean distance (px)" in set(table["statistic"])
+
+
+def test_the_prediction_strip_draws_only_while_open_and_shows_the_forward_s_images():
+    """Closed (the default), a click encodes no prediction images; opened, it shows the prediction, the ground
+    truth of a generated scene and the confidence, as the PNGs of the forward's own arrays."""
+    from vizattn.app.pure import confidence_image
+    from vizattn.explore import run_model
+    from vizattn.export import image_source
+    from vizattn.viz.overlay import label_overlay
+    from vizattn.zoo import load
+
+    at = fresh()
+    assert not at.get("image")  # closed: nothing drawn inside
+    at.session_state["prediction_strip"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("image")) == 3  # prediction, truth, confidence
+    src = image_source("scene:1000000007", 384)
+    fw = run_model(load("criss_cross"), src.image)
+    from vizattn.app.cache import prediction_pngs
+
+    pngs = prediction_pngs("check", src.image, fw, src.labels)
+    expected = {"prediction": label_overlay(src.image, fw.prediction, fw.palette),
+                "truth": label_overlay(src.image, src.labels, fw.palette, 0.7),
+                "confidence": confidence_image(fw.confidence)}
+    for name, array in expected.items():  # PNG is lossless: the page shows exactly these pixels
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(pngs[name]))), array)

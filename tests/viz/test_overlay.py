@@ -11,7 +11,7 @@ from vizattn import VizattnError
 from vizattn.explore import cell_box, cell_of, check_pixel, panels, run_model, to_image
 from vizattn.export import ImageSource, compare_files, image_source, query_files
 from vizattn.models.segmenter import ModelConfig, build_model
-from vizattn.viz.overlay import heat_overlay, scale
+from vizattn.viz.overlay import NORMALISATIONS, heat_overlay, scale
 
 
 def test_cells_and_boxes_cover_the_image_exactly():
@@ -73,7 +73,7 @@ def test_query_exports_every_format_with_names_that_say_what(forwards):
     assert set(files) == {f"{stem}.{ext}" for ext in ("png", "svg", "pdf", "html", "npz", "json")}
     assert Image.open(io.BytesIO(files[f"{stem}.png"])).format == "PNG"
     assert files[f"{stem}.svg"].lstrip().startswith(b"<?xml") and files[f"{stem}.pdf"].startswith(b"%PDF")
-    assert b"plotly" in files[f"{stem}.html"]
+    assert b"VizattnGrid.mount" in files[f"{stem}.html"] and b'id="vizattn-blob"' in files[f"{stem}.html"]  # the live grid
     meta = json.loads(files[f"{stem}.json"])
     assert meta["panels"][0]["view"] == "effective" and meta["panels"][0]["pixel_yx"] == [40, 10]
     npz = np.load(io.BytesIO(files[f"{stem}.npz"]))
@@ -103,3 +103,29 @@ def test_image_source_spec_errors():
     with pytest.raises(VizattnError, match="scene:SEED"):
         image_source("scene:abc")
     assert isinstance(image_source("scene:1", 32), ImageSource)
+
+
+@pytest.mark.parametrize("norm", NORMALISATIONS)
+@pytest.mark.parametrize("clip", [100.0, 97.0])
+def test_colouring_per_grid_cell_gives_the_pixels_of_colouring_per_pixel(norm, clip):
+    """The page colours its clickable image per grid cell and spreads the cells (`grid=`): every pixel equals the
+    per-pixel overlay, on a grid that does not divide the image, with zeros (log's smallest positive), for a
+    distribution and a gate."""
+    from vizattn.explore import cell_indices, to_image
+    from vizattn.viz.overlay import backdrop, uniform_level
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (67, 91, 3), np.uint8)
+    for distribution in (True, False):
+        grid = rng.random((9, 13)) ** 4
+        grid[2, 3] = 0.0
+        if distribution:
+            grid /= grid.sum()
+        u = uniform_level(grid, distribution)
+        slow = heat_overlay(image, to_image(grid, image.shape[:2]), 0.7, "viridis", norm, pixel=(30, 40),
+                            box=(21, 29, 28, 35), clip=clip, under="dimmed photo", uniform=u)
+        fast = heat_overlay(image, to_image(grid, image.shape[:2]), 0.7, "viridis", norm, pixel=(30, 40),
+                            box=(21, 29, 28, 35), clip=clip, under="dimmed photo", uniform=u,
+                            grid=(grid, *cell_indices(image.shape[:2], grid.shape)),
+                            base=backdrop(image, "dimmed photo"))
+        np.testing.assert_array_equal(fast, slow)

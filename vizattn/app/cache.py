@@ -114,6 +114,39 @@ def cached_photo(image_key: str, under: str, _image: np.ndarray) -> str:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
+def cached_backdrop(image_key: str, under: str, _image: np.ndarray) -> np.ndarray:
+    """What the clickable image's heatmap is blended over, made once per image and backdrop (read, never written)."""
+    from vizattn.viz.overlay import backdrop
+
+    out = backdrop(_image, under)
+    out.flags.writeable = False
+    return out
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def prediction_pngs(forward_key: str, _image: np.ndarray, _fw, _labels) -> dict[str, bytes]:
+    """The prediction, ground truth and confidence images as PNG bytes, encoded once per (model, image): they do
+    not change with the query, and a click should not encode three 1024² images again."""
+    import io
+
+    from PIL import Image
+
+    from vizattn.app.pure import confidence_image
+    from vizattn.viz.overlay import label_overlay
+
+    images = {"prediction": label_overlay(_image, _fw.prediction, _fw.palette),
+              "confidence": confidence_image(_fw.confidence)}
+    if _labels is not None:
+        images["truth"] = label_overlay(_image, _labels, _fw.palette, 0.7)
+    out = {}
+    for name, array in images.items():
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, "PNG", compress_level=1)
+        out[name] = buf.getvalue()
+    return out
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def hover_factors(grid_key: str, _chosen):
     """The records' factors the grid computes rows from (hover-follow), packed once per (models, image, views):
     a click only moves the pinned query. None over the size budget (the server then draws each query)."""

@@ -147,21 +147,41 @@ def heat_layer(m: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: s
 def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, cmap: str = "inferno",
                  norm: str = "per-map", vmax: float | None = None, vmin: float | None = None,
                  pixel: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
-                 clip: float = 100.0, under: str = "photo", uniform: float | None = None) -> np.ndarray:
+                 clip: float = 100.0, under: str = "photo", uniform: float | None = None, grid=None,
+                 base: np.ndarray | None = None) -> np.ndarray:
     """The image with the heatmap blended over it, the query pixel marked and its grid cell outlined.
 
     The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
     photo visible instead of being darkened by the colormap's low end. `uniform`: the map's uniform level 1/N on
     its grid (`uniform_level`), which "relative to uniform" needs (None: a gate, drawn 0…1).
+    `grid`: (grid_map, rows, cols) when image_map is grid_map[rows][:, cols] (`vizattn.explore.to_image`): the
+    colours are computed per grid cell and spread, the same pixels at a fraction of the cost for a large image.
+    `base`: the backdrop already made (`backdrop(image, under)`), when the caller keeps it.
     """
-    heat, a = heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
-    base = backdrop(image, under).astype(np.float64)
-    out = ((1 - a[..., None]) * base + a[..., None] * heat).round().astype(np.uint8)
+    heat, a = _heat_at_image_size(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform, grid)
+    base = (backdrop(image, under) if base is None else base).astype(np.float32)
+    out = heat.astype(np.float32)  # (1 − a)·base + a·heat, as base + a·(heat − base), in float32: 5× faster at
+    out -= base  # 1024² than float64, and the 8-bit result the same but for rounding ties (1 level, ~5 pixels in 10⁶)
+    out *= np.asarray(a, np.float32)[..., None]
+    out += base
+    out = np.rint(out, out=out).astype(np.uint8)
     if box is not None:
         outline(out, box, (0, 255, 255))
     if pixel is not None:
         mark(out, pixel)
     return out
+
+
+def _heat_at_image_size(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform, grid):
+    """heat_layer of image_map, computed per grid cell where that gives the same pixels: every step after the scale
+    range is pointwise, and the range (max, smallest positive) of a nearest upsampling equals the grid's; a
+    percentile clip weighs cells by their pixels, so it stays per pixel."""
+    if grid is None or (clip < 100 and norm != RELATIVE):
+        return heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
+    grid_map, rows, cols = grid
+    heat, a = heat_layer(grid_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
+    at = np.ix_(rows, cols)
+    return heat[at], a[at]
 
 
 def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -7,9 +7,9 @@ import streamlit as st
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from vizattn.app.cache import bundled_model, forward_for
+from vizattn.app.cache import bundled_model, cached_backdrop, forward_for, prediction_pngs
 from vizattn.app.errors import one_sentence
-from vizattn.app.pure import confidence_image, domain_warning, has_truth, side_by_side_css
+from vizattn.app.pure import domain_warning, has_truth, side_by_side_css
 from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
 from vizattn.app.sections.analysis import analysis_view
 from vizattn.app.sections.attention import attention_view
@@ -33,7 +33,7 @@ def explore(model_key, model_label, model, src, opts):
 
 
 def _explore(model_key, model_label, model, src, opts):
-    from vizattn.explore import panels, unmapped
+    from vizattn.explore import cell_indices, panels, unmapped
 
     if model is None:  # a bundled model, loaded on first use
         model = bundled_model(model_key)
@@ -49,10 +49,14 @@ def _explore(model_key, model_label, model, src, opts):
     st.html(f"<style>{side_by_side_css(w / h)}</style>")  # one share for every tab: the image's frame keeps its height
     left, right = st.columns([1, 1], gap="medium")
     with left:
-        shown = (heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
-                              pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"],
-                              uniform=uniform_level(main.grid_map, main.distribution))
-                 if main else label_overlay(src.image, fw.prediction, fw.palette))
+        if main:  # coloured per grid cell and spread (the same pixels), over a backdrop made once per image
+            shown = heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
+                                 pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"],
+                                 uniform=uniform_level(main.grid_map, main.distribution),
+                                 grid=(main.grid_map, *cell_indices(fw.shape, main.grid_map.shape)),
+                                 base=cached_backdrop(src.key, opts["under"], src.image))
+        else:
+            shown = label_overlay(src.image, fw.prediction, fw.palette)
         streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
                                     image_format="JPEG", jpeg_quality=90, cursor="crosshair")
         cls = markdown_text(fw.classes[fw.prediction[y, x]])
@@ -60,14 +64,18 @@ def _explore(model_key, model_label, model, src, opts):
         st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
         query_controls(fw.shape)
         legend(fw)
-        with st.expander("Prediction, ground truth and confidence" if truth else "Prediction and confidence"):
-            st.image(label_overlay(src.image, fw.prediction, fw.palette), caption="Prediction", width="stretch")
-            truth_col, conf_col = st.columns(2)
-            if truth:
-                truth_col.caption("Ground truth")
-                truth_col.image(label_overlay(src.image, src.labels, fw.palette, 0.7), width="stretch")
-            conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
-            conf_col.image(confidence_image(fw.confidence), width="stretch")
+        # lazy: drawn only while open, from PNGs encoded once per (model, image) and passed through as they are
+        with st.expander("Prediction, ground truth and confidence" if truth else "Prediction and confidence",
+                         key="prediction_strip", on_change="rerun") as strip:
+            if strip.open:
+                pictures = prediction_pngs(st.session_state["forward_key"], src.image, fw, src.labels if truth else None)
+                st.image(pictures["prediction"], caption="Prediction", width="stretch", output_format="PNG")
+                truth_col, conf_col = st.columns(2)
+                if truth:
+                    truth_col.caption("Ground truth")
+                    truth_col.image(pictures["truth"], width="stretch", output_format="PNG")
+                conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
+                conf_col.image(pictures["confidence"], width="stretch", output_format="PNG")
         relay_hover()
     with right:
         if not fw.records:
