@@ -42,7 +42,8 @@ class Panel:
     kind: str
     view: str
     grid_map: np.ndarray  # h×w, as the module computed it
-    image_map: np.ndarray  # H×W, each grid cell's weight spread over the pixels it covers
+    image_map: np.ndarray | None  # H×W, each grid cell's weight spread over the pixels it covers (None: made on
+    # first read from grid_map and `shape`: a click on a 12-model grid at 1024² need not spread twelve 8 MB maps)
     cell: tuple[int, int]  # the query's grid cell (gy, gx)
     cell_box: tuple[int, int, int, int]  # its pixels: y0, y1, x0, x1 (exclusive ends)
     pixel: tuple[int, int]
@@ -51,6 +52,16 @@ class Panel:
     note: str = ""
     outside_share: float = 0.0  # weight that went to positions outside the image (ISA's zero padding)
     record: AttentionRecord | None = field(default=None, repr=False, compare=False)  # for the browser's rows
+    shape: tuple[int, int] | None = field(default=None, repr=False, compare=False)  # the image's, for image_map
+
+    def __getattribute__(self, name):
+        if name == "image_map":
+            value = object.__getattribute__(self, "image_map")
+            if value is None and object.__getattribute__(self, "shape") is not None:
+                value = to_image(object.__getattribute__(self, "grid_map"), object.__getattribute__(self, "shape"))
+                object.__setattr__(self, "image_map", value)
+            return value
+        return object.__getattribute__(self, name)
 
     @property
     def main(self) -> bool:
@@ -157,8 +168,8 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
             if outside > 5e-4:
                 note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to {rec.outside_label}."]))
             out.append(Panel(
-                name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
+                name, rec.kind, view, m, None, (gy, gx),  # image_map: spread on first read
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
-                view in rec.distribution_views, note, outside, rec,
+                view in rec.distribution_views, note, outside, rec, forward.shape,
             ))
     return out
