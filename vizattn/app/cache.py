@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vizattn.errors import REFUSALS, VizattnError
+from vizattn.errors import REFUSALS
 from vizattn.guard import FORWARD_BUDGET_S, WorkGuard
 from vizattn.io import read_image
 from vizattn.sources import ImageSource, image_source
@@ -19,22 +19,6 @@ def bundled_model(name: str):
     from vizattn.zoo import load
 
     return load(name)
-
-
-def refusal_kept(fn, *args, **kwargs):
-    """fn's result, or its refusal returned instead of raised (the Data set section's folders, the difference
-    view's files). Kept in `REFUSALS` by the key of the cached call it runs in; see `kept`."""
-    try:
-        return fn(*args, **kwargs)
-    except VizattnError as err:
-        return err
-
-
-def loaded(result):
-    """A result of `refusal_kept`, or its refusal raised again as the one sentence it was."""
-    if isinstance(result, VizattnError):
-        raise result
-    return result
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")

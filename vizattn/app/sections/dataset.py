@@ -1,5 +1,7 @@
-"""The Data set tab: a `vizattn analyze` output folder on this machine, opened by path: each statistic's spread by
-class and by module/view, and its extreme queries; selecting an extreme opens that image at that pixel."""
+"""The Data set tab: a `vizattn analyze` output folder on this machine, opened by path, or an analyze started here
+on a folder of images (in the background, with progress, cancel and resume) and opened when it finishes: each
+statistic's spread by class and by module/view, and its extreme queries; selecting an extreme opens that image at
+that pixel."""
 from __future__ import annotations
 
 import io
@@ -7,18 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from vizattn.app.cache import loaded, refusal_kept
+from vizattn.app.pure import ANALYSIS_COLUMNS, WHERE_COLUMNS
+from vizattn.app.sections.dataset_run import PATH_KEY, keep, progress_view, open_finished_run, start_form
 from vizattn.app.sidebar import loopback_only
 from vizattn.bundled import available
-from vizattn.errors import VizattnError
+from vizattn.errors import REFUSALS, VizattnError
 from vizattn.text import markdown_text
 
-PATH_KEY, TABLE_KEY = "dataset_path", "dataset_extremes"
+TABLE_KEY = "dataset_extremes"
 LIMITS = {"summary.json": 64 << 20, "rows.parquet": 1 << 30, "extremes.parquet": 256 << 20}
 COLUMNS = {"rows.parquet": ("image", "model", "statistic", "value", "count"),
            "extremes.parquet": ("statistic", "class", "module", "view", "image", "y", "x", "value", "rank", "end")}
-WHERE_NAMES = {"own_class": "mass on own class", "own_instance": "mass on own object",
-               "distance_px": "mean distance (px)", "entropy": "entropy (0…1)"}
+TABLE_ROWS = 7  # the extremes table's visible rows (it scrolls): the charts and the table fit one screen
 
 
 def read_file(folder: Path, name: str) -> bytes:
@@ -71,8 +73,8 @@ def _open_run(folder: Path) -> dict:
 
 @st.cache_data(max_entries=4, show_spinner="Reading the analysis…")
 def open_run(folder: str, stamp: tuple) -> dict:
-    """The run's result, plan, rows and extremes, or the refusal; keyed by the files' modification times."""
-    return refusal_kept(_open_run, Path(folder))
+    """The run's result, plan, rows and extremes; keyed by the files' modification times (and so is a refusal)."""
+    return REFUSALS.run(("analysis folder", folder, stamp), _open_run, Path(folder))
 
 
 def stamp_of(folder: Path) -> tuple:
@@ -82,22 +84,29 @@ def stamp_of(folder: Path) -> tuple:
 
 def dataset_view():
     if not loopback_only():
-        st.info("An analysis folder is read from the machine running this app, so this tab opens one only while the "
-                "server is bound to 127.0.0.1 and used from that machine: run `vizattn analyze --out DIR` and "
-                "`vizattn app` there.")
+        st.info("An analysis folder is read, and an analyze run, on the machine running this app, so this tab works "
+                "only while the server is bound to 127.0.0.1 and used from that machine: run `vizattn analyze --out "
+                "DIR` and `vizattn app` there.")
         return
-    text = st.text_input("The --out folder of a `vizattn analyze` run", value=st.session_state.get("dataset_kept", ""),
-                         key=PATH_KEY, help="Read on the machine running this app; its files are only read.")
-    st.session_state["dataset_kept"] = text
+    open_finished_run()
+    keep(PATH_KEY, "")
+    text = st.text_input("The --out folder of a `vizattn analyze` run", key=PATH_KEY,
+                         help="Read on the machine running this app; its files are only read.")
+    st.session_state[f"{PATH_KEY}_kept"] = text
+    start_form()
+    progress_view()
     note = st.session_state.get("drill_note")
     if note:
         st.success(note)
     if not text.strip():
         st.caption("Give a folder to see its statistics by class and module, and to open its extreme queries.")
         return
-    folder = Path(text.strip()).expanduser()
+    show_run(Path(text.strip()).expanduser())
+
+
+def show_run(folder: Path) -> None:
     try:
-        run = loaded(open_run(str(folder), stamp_of(folder)))
+        run = open_run(str(folder), stamp_of(folder))
     except OSError as err:
         raise VizattnError(f"'{folder}' cannot be read ({err.strerror}).") from None
     result = run["result"]
@@ -108,10 +117,12 @@ def dataset_view():
     stats = sorted(set(extremes["statistic"]) | set(where_rows(rows)["stat"]))
     if not stats:
         st.info("This run has no per-class statistics (its model has no attention module with a distribution).")
+        other_statistics(rows)
         return
-    stat = st.selectbox("Statistic", stats, format_func=lambda s: WHERE_NAMES.get(s, s), key="dataset_stat")
+    stat = st.selectbox("Statistic", stats, format_func=lambda s: WHERE_COLUMNS.get(s, s), key="dataset_stat")
     distributions(stat, rows, extremes)
     extremes_table(stat, extremes, run["job"], str(folder))
+    other_statistics(rows)
 
 
 def where_rows(rows):
@@ -126,24 +137,62 @@ def where_rows(rows):
 def distributions(stat: str, rows, extremes) -> None:
     import plotly.express as px
 
-    name = WHERE_NAMES.get(stat, stat)
+    name = WHERE_COLUMNS.get(stat, stat)
     per_image = where_rows(rows)
     per_image = per_image[per_image["stat"] == stat]
+    tails = extremes[extremes["statistic"] == stat].assign(where=lambda f: f["module"] + " · " + f["view"])
+    classes = sorted(set(per_image["cls"]) | set(tails["class"]))  # one order in both charts and the table
     if not per_image.empty:
         fig = px.box(per_image, x="cls", y="value", color="module", points="all", hover_data=["image", "count"],
-                     labels={"cls": "query class", "value": name}, title=f"{name}: per image, by class")
-        st.plotly_chart(fig.update_layout(height=320, margin=dict(t=40, b=10)), key="dataset_by_class")
-    tails = extremes[extremes["statistic"] == stat].assign(where=lambda f: f["module"] + " · " + f["view"])
+                     labels={"cls": "query class", "value": name}, title=f"{name}: per image, by class",
+                     category_orders={"cls": classes})
+        st.plotly_chart(fig.update_layout(height=260, margin=dict(t=40, b=10)), key="dataset_by_class")
     if not tails.empty:
         fig = px.strip(tails, x="class", y="value", color="where", hover_data=["image", "y", "x", "rank", "end"],
-                       labels={"value": name, "where": "module · view"},
-                       title=f"{name}: the extreme queries, by class and module · view")
-        st.plotly_chart(fig.update_layout(height=320, margin=dict(t=40, b=10)), key="dataset_by_module")
+                       labels={"class": "query class", "value": name, "where": "module · view"},
+                       title=f"{name}: the extreme queries, by class and module · view",
+                       category_orders={"class": classes})
+        st.plotly_chart(fig.update_layout(height=260, margin=dict(t=40, b=10)), key="dataset_by_module")
+
+
+QI_PARTS = {"input": "input features", "attention": "attention maps", "output": "output features"}
+SHARES = {"binary": "weight on the others (binary share)", "unary_max": "largest weight on itself"}
+
+
+def statistic_name(key: str) -> tuple[str, str]:
+    """(module, a reader's name) of one of rows.parquet's statistics other than `where|…` (the names the Analysis
+    tab's columns use); a key this page does not know keeps its own text."""
+    parts = key.split("|")
+    section, rest = parts[0], parts[1:]
+    if section == "query_independence" and len(rest) == 2:
+        return rest[0], f"{ANALYSIS_COLUMNS['query_independence']}: {QI_PARTS.get(rest[1], rest[1])}"
+    if section == "unary_binary" and len(rest) == 2:
+        module, kind = rest[0].split(" (")[0], "gate" if "(gate" in rest[0] else "self"
+        if rest[1] == "unary":
+            return module, ANALYSIS_COLUMNS[kind]
+        return module, (f"{rest[1]} share of the gate (LESA)" if kind == "gate" else SHARES.get(rest[1], rest[1]))
+    if section == "coverage" and len(rest) == 1:  # the loops' coverage: the model's (the row says which)
+        return "", ANALYSIS_COLUMNS.get(rest[0], f"coverage {rest[0]}")
+    if section == "psa" and len(rest) in (2, 3):
+        return rest[0], f"PSA {rest[1]} weights: " + ("saturated share" if rest[2:] == ["saturated"] else "mean")
+    return "", key
+
+
+def other_statistics(rows) -> None:
+    """Every statistic that is not per class (the papers' GCNet, unary/binary, coverage and PSA numbers), per
+    image: one horizontal box per statistic, coloured by module."""
+    import plotly.express as px
+
     others = rows[~rows["statistic"].str.startswith("where|")]
-    if not others.empty:
-        fig = px.box(others, x="statistic", y="value", points="all", hover_data=["image"],
-                     title="The other statistics, per image")
-        st.plotly_chart(fig.update_layout(height=300, margin=dict(t=40, b=10)), key="dataset_others")
+    if others.empty:
+        return
+    named = [statistic_name(k) for k in others["statistic"]]
+    others = others.assign(module=[m or model for (m, _), model in zip(named, others["model"])],
+                           name=[n for _, n in named])
+    fig = px.box(others, x="value", y="name", color="module", points="all", orientation="h", hover_data=["image"],
+                 labels={"name": "", "value": "per-image value"}, title="The other statistics, per image")
+    height = 120 + 34 * others["name"].nunique() * max(1, others["module"].nunique())
+    st.plotly_chart(fig.update_layout(height=height, margin=dict(t=40, b=10), boxmode="group"), key="dataset_others")
 
 
 def extremes_table(stat: str, extremes, job: dict, folder: str) -> None:
@@ -152,8 +201,10 @@ def extremes_table(stat: str, extremes, job: dict, folder: str) -> None:
     st.caption("Select a row to open that image at that query pixel in the main view.")
     key = f"{TABLE_KEY}_{stat}"
     columns = ["class", "module", "view", "end", "rank", "value", "image", "y", "x"]  # the statistic is chosen above
+    config = {c: st.column_config.NumberColumn(c, width="small") for c in ("rank", "y", "x")}
+    config["value"] = st.column_config.NumberColumn(WHERE_COLUMNS.get(stat, stat), format="%.4g")
     event = st.dataframe(shown[columns], key=key, on_select="rerun", selection_mode="single-row", hide_index=True,
-                         width="stretch")
+                         width="stretch", height=TABLE_ROWS * 35 + 38, column_config=config)
     chosen = (st.session_state.get(key) or event or {}).get("selection", {}).get("rows", [])
     handled = (folder, stat, tuple(chosen))
     if handled == st.session_state.get(f"handled_{TABLE_KEY}") or not chosen or chosen[0] >= len(shown):
@@ -183,7 +234,7 @@ def drill(row, job: dict) -> None:
     st.session_state["drill_pixel"] = (y, x)
     st.session_state["drill_model"] = model if model in available() else None
     kept = "" if model in available() else f" (the run's model '{model}' is not a bundled one: the page keeps its own)"
-    name = WHERE_NAMES.get(row["statistic"], row["statistic"])
+    name = WHERE_COLUMNS.get(row["statistic"], row["statistic"])
     t = markdown_text  # the names come from files: escaped, never markup
     st.session_state["drill_note"] = (
         f"**{t(name)} {row['value']:.3g}** at ({y}, {x}) of {t(item)} — rank {row['rank']} {t(str(row['end']))} "
