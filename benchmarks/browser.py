@@ -120,3 +120,74 @@ def wait_grid(page, title_end: str, timeout_ms: int = 120_000) -> None:
     """Until a panel grid has drawn the figure whose title ends with `title_end`: its images decoded and in
     place (the grid marks its body with the title of what it shows only then)."""
     panel_grid(page).locator(f"body[data-rendered$='{title_end}']").wait_for(state="attached", timeout=timeout_ms)
+
+
+@contextlib.contextmanager
+def lab_server(folder: Path, timeout: float = 90.0):
+    """JupyterLab on a free port of 127.0.0.1 serving `folder`, with a token and no browser of its own; yields
+    its base URL with the token (`{url}/lab/tree/NAME?token=…`) once its API answers. The app is exposed in the
+    page as `window.jupyterapp` so a test can run cells through Lab's own commands. Config, data of its own and
+    runtime files stay in `folder`/.jupyter-*; the extensions come from the environment (no network)."""
+    import secrets
+
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_CONFIG_DIR": str(folder / ".jupyter-config"),
+           "JUPYTER_RUNTIME_DIR": str(folder / ".jupyter-runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(folder / ".jupyter-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(folder / ".jupyter-workspaces")}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
+           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+           "jupyterlab.NeverCheckForUpdate", "--ServerApp.terminals_enabled=False", "--LabApp.extension_manager=readonly",
+           "--allow-root"]
+    news = folder / ".jupyter-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text('{"fetchNews": "false", "checkForUpdates": false}')  # no question about fetching news
+    log = open(folder / ".jupyter-lab.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {(folder / '.jupyter-lab.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("jupyter lab did not answer")
+        yield url, token
+    finally:
+        proc.terminate()  # only the process this helper started (its kernels are its children and go with it)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def notebook_json(cells: list[str]) -> str:
+    """A notebook (nbformat 4) of these code cells, for Lab or nbclient to run."""
+    import json
+
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [],
+                   "source": src} for i, src in enumerate(cells)]})
+
+
+def lab_run_cell(page, index: int) -> None:
+    """Run cell `index` of the open notebook through Lab's own command (the app is exposed by lab_server)."""
+    page.evaluate("async (i) => { const app = window.jupyterapp, nb = app.shell.currentWidget.content;"
+                  " nb.activeCellIndex = i; await app.commands.execute('notebook:run-cell'); }", index)
+
+
+def lab_open(page, base: str, token: str, name: str, timeout_ms: int = 120_000) -> None:
+    """Open notebook `name` in Lab and wait until its kernel is idle, ready to run cells."""
+    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    page.wait_for_function("() => { const a = window.jupyterapp, w = a && a.shell.currentWidget;"
+                           " const k = w && w.sessionContext && w.sessionContext.session &&"
+                           " w.sessionContext.session.kernel; return !!(k && k.status === 'idle'); }",
+                           timeout=timeout_ms)

@@ -6,12 +6,12 @@ from vizattn.errors import VizattnError
 
 __version__ = "0.1.0"
 __all__ = ["AttentionRecord", "Capture", "VizattnError", "available", "capture", "create_attention",
-           "list_attention", "load", "predict", "relevance", "relevance_details", "rollout", "rollout_details"]
+           "list_attention", "load", "predict", "relevance", "relevance_details", "rollout", "rollout_details", "show"]
 _LAZY = {"AttentionRecord": "vizattn.records", "Capture": "vizattn.capture", "capture": "vizattn.capture",
          "predict": "vizattn.evaluate", "create_attention": "vizattn.modules", "list_attention": "vizattn.modules",
          "available": "vizattn.zoo", "load": "vizattn.zoo", "rollout": "vizattn.analysis.rollout",
          "rollout_details": "vizattn.analysis.rollout", "relevance": "vizattn.analysis.relevance",
-         "relevance_details": "vizattn.analysis.relevance"}
+         "relevance_details": "vizattn.analysis.relevance", "show": "vizattn.notebook"}
 
 
 def __getattr__(name: str):

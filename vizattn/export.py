@@ -1,9 +1,9 @@
-"""Exports of a query (one model) or a comparison (several models): figures as PNG/SVG/PDF, the interactive
-figure as HTML, the raw maps as NPZ and the metadata as JSON. The app's download buttons and the
-`vizattn query` / `vizattn compare` commands both take their bytes from here."""
+"""Exports of a query (one model) or a comparison (several models): figures as PNG/SVG/PDF, the live panel grid
+as one self-contained HTML file, the raw maps as NPZ and the metadata as JSON. The app's download buttons, the
+`vizattn query` / `vizattn compare` commands and the notebook widget's `export` all take their bytes from here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,12 @@ from vizattn.outputs import check_names, output_dir, write_into  # noqa: F401 (o
 from vizattn.sources import DEFAULT_SCENE_SIZE, ImageSource, digest, image_source, safe_name  # noqa: F401 (re-exported)
 from vizattn.viz.figures import (EXPORT_FORMATS, FIGURE_DEFAULTS, FORMATS, figure_bytes, maps_npz, matplotlib_grid,
                                  panel_scales, plotly_grid, scale_heading)
+from vizattn.viz.hover import BUDGET
 from vizattn.viz.overlay import NEARLY_UNIFORM, RELATIVE, RELATIVE_CMAP, RELATIVE_SPAN
+from vizattn.viz.panel_grid import grid_args, standalone_html
+
+STATIC_HTML = (f"This grid's attention factors do not fit the {BUDGET >> 20} MiB budget of a live file (or one of its "
+               "maps has no in-browser formula), so this HTML is the static figure, without hover-follow.")
 
 
 def main_view(forward: Forward, module: str, wanted: str | None) -> str:
@@ -44,6 +49,8 @@ class Export:
     stem: str
     heading: str  # the figure's title lines: what, where, and how it is drawn
     opts: dict
+    grid_title: str = ""  # the live grid's title: model(s), view and image (the pixel is added as it is pinned)
+    notes: list[str] = field(default_factory=list)  # sentences about what was written (a static HTML fallback)
 
     def figure(self):
         """The matplotlib figure (PNG, SVG, PDF)."""
@@ -54,6 +61,27 @@ class Export:
         o = self.opts
         return plotly_grid(self.image, self.panels, self.titles, o["cmap"], o["norm"], o["alpha"], title=self.heading,
                            clip=o["clip"], under=o["under"])
+
+    def columns(self) -> int:
+        return min(3, max(1, len(self.panels)))
+
+    def grid_args(self, title: str, budget: int = BUDGET, live=None, base: str | None = None) -> dict:
+        """The panel grid's args for these panels (vizattn.viz.panel_grid.grid_args), drawn as the figures are. A
+        comparison's panels are titled without the prediction at one pixel: the grid also shows other pixels."""
+        o = self.opts
+        return grid_args(self.image, self.panels, self.meta.get("titles") or self.titles, o["cmap"], o["norm"],
+                         o["alpha"], self.columns(), title, base=base, clip=o["clip"], under=o["under"], live=live,
+                         budget=budget)
+
+    def html(self, budget: int = BUDGET) -> bytes:
+        """The live grid as one self-contained page; over `budget` (or with a map the browser cannot compute),
+        the static plotly figure with one sentence saying so, which `notes` receives too."""
+        args = self.grid_args(self.grid_title or self.heading.split("\n")[0], budget)
+        if args.get("specs"):
+            return standalone_html(args, self.heading.split("\n")).encode()
+        self.notes.append(STATIC_HTML)
+        page = self.interactive().to_html(include_plotlyjs=True, full_html=True)
+        return page.replace("<body>", f'<body>\n<p style="font-family: sans-serif">{STATIC_HTML}</p>', 1).encode()
 
     def files(self, formats=EXPORT_FORMATS) -> dict[str, bytes]:
         """file name -> bytes for each of `formats` (EXPORT_FORMATS); only what is asked is drawn."""
@@ -67,7 +95,7 @@ class Export:
             for fmt in figures:
                 files[f"{self.stem}.{fmt}"] = figure_bytes(fig, fmt)
         if "html" in formats:
-            files[f"{self.stem}.html"] = self.interactive().to_html(include_plotlyjs=True, full_html=True).encode()
+            files[f"{self.stem}.html"] = self.html()
         if "npz" in formats:
             files[f"{self.stem}.npz"] = maps_npz(self.panels, self.meta)
         if "json" in formats:
@@ -135,7 +163,8 @@ def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, vie
             "confidence_at_pixel": float(forward.confidence[pixel]) if forward.confidence is not None else None,
             "model_sha256": sha256}
     return Export(forward.image, chosen, [p.title for p in chosen], meta,
-                  base_name(model_name, src.name, pixel, view or "all"), heading, opts)
+                  base_name(model_name, src.name, pixel, view or "all"), heading, opts,
+                  f"{model_name} · {view or 'all views'} · {src.name}")
 
 
 def query_files(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
@@ -177,7 +206,7 @@ def compare_export(forwards: dict[str, Forward], src: ImageSource, pixel, view: 
             "model_sha256": {m: (sha256 or {}).get(m) for m in forwards}}
     meta["figure_titles"] = [f"{t} · {pr}" for t, pr in zip(titles, predictions)]
     return Export(src.image, chosen, meta["figure_titles"], meta, base_name("compare", src.name, pixel, view or "main"),
-                  heading, opts)
+                  heading, opts, f"{' vs '.join(forwards)} · {view or 'main views'} · {src.name}")
 
 
 def compare_files(forwards: dict[str, Forward], src: ImageSource, pixel, view: str | None,

@@ -1,4 +1,5 @@
-"""The app's attention grid: what the browser needs to draw panels itself (`panel_grid_frontend/`).
+"""The attention grid: what the browser needs to draw panels itself (`panel_grid_frontend/`), for its three hosts:
+the app's Streamlit component, the notebook widget (`vizattn.notebook`) and the self-contained HTML export.
 
 With hover-follow (`vizattn.viz.hover`) it receives each record's factors and computes and colours every
 panel's map in the browser, for the pinned query and for the pixel under the pointer. Over the size budget
@@ -14,18 +15,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from vizattn.text import plain
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, factors, lookup_table
 from vizattn.viz.overlay import (data_uri, RELATIVE_CMAP, backdrop, colormap, heat_layer, is_log, is_relative, is_shared,
                                   nearly_uniform, scale_range, uniform_level, uniform_position)
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
+#: the browser's formulas and the grid, then one host: what each host's page or module is made of
+CORE = ("hover.js", "grid.js")
 
 
 def photo_uri(image: np.ndarray, max_side: int = 640, under: str = "photo") -> str:
@@ -97,3 +102,58 @@ def live_factors(panels, budget: int = BUDGET):
     key = hashlib.sha256(blob)  # the blob as it is, not copied to append the specs
     key.update(json.dumps(specs, sort_keys=True).encode())
     return key.hexdigest()[:20], specs, table, blob
+
+
+def frontend_text(*names: str) -> str:
+    """The named files of the front end, joined: one source for every host, read from the package (no build)."""
+    return "\n".join((FRONTEND / name).read_text(encoding="utf-8") for name in names)
+
+
+def widget_esm() -> str:
+    """The notebook widget's ES module: the grid and its anywidget host (`render({model, el})`)."""
+    return frontend_text(*CORE, "widget.js")
+
+
+def split_blob(args: dict) -> tuple[dict, bytes]:
+    """(the JSON-ready args, the binary factors): hosts other than Streamlit send the blob on its own."""
+    rest = {k: v for k, v in args.items() if k != "blob"}
+    return rest, bytes(args.get("blob") or b"")
+
+
+def _script_json(value) -> str:
+    # inside <script>: no "</script>" or "<!--" can come from a file-borne name
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def standalone_html(args: dict, heading: list[str], note: str = "") -> str:
+    """One self-contained page of the live grid (`args` from grid_args with factors): the front end and its CSS
+    inline, the factors base64 in the file, the photo a data URI; it opens from disk with no network. `heading`:
+    the lines that name what it shows (model, view, pixel, scale), above the grid."""
+    rest, blob = split_blob(args)
+    lines = "".join(f"<div>{html.escape(plain(line, 1000), quote=False)}</div>" for line in heading)
+    note = f'<p class="vizattn-note">{html.escape(plain(note, 1000), quote=False)}</p>' if note else ""
+    width = 420 * max(1, int(args.get("columns", 3)))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(plain(heading[0], 1000) if heading else "vizattn panel grid")}</title>
+<style>
+body {{ margin: 12px; font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #31333f; }}
+header {{ font-size: 13px; color: #555; margin-bottom: 8px; }}
+#root {{ max-width: {width}px; }}
+{frontend_text("style.css")}
+</style>
+</head>
+<body>
+<header>{lines}{note}<div>Move the pointer over a panel to see that pixel's attention; click to pin it (arrow keys
+move it by one cell).</div></header>
+<div id="root"></div>
+<script type="application/json" id="vizattn-args">{_script_json(rest)}</script>
+<script type="text/plain" id="vizattn-blob">{base64.b64encode(blob).decode()}</script>
+<script>
+{frontend_text(*CORE, "standalone.js")}
+</script>
+</body>
+</html>
+"""

@@ -13,6 +13,8 @@ from vizattn.errors import VizattnError
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
         "npz": "application/octet-stream", "json": "application/json"}
+HTML_HELP = (" · the live panel grid in one file that opens offline (hover follows the pointer, a click pins), or "
+             "past the 64 MiB factor budget the static figure, which then says so")
 #: the sidebar's widget keys (vizattn.app.sidebar.display_options) -> the display option each one sets
 SIDEBAR_KEYS = {"cmap": "cmap", "norm": "norm", "alpha": "alpha", "clip": "clip", "backdrop": "under"}
 
@@ -53,4 +55,5 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
             name = f"{made.stem}.{fmt}"
             row.download_button(fmt.upper(), lambda made=made, fmt=fmt, name=name: made.files((fmt,))[name],
                                 file_name=name, mime=MIME[fmt], key=f"dl_{title}_{fmt}", on_click="ignore",
-                                help=f"{name}: made on click from what the page shows now")
+                                help=f"{name}: made on click from what the page shows now"
+                                + (HTML_HELP if fmt == "html" else ""))

@@ -1,0 +1,64 @@
+"""The HTML export is the live grid: opened from disk with every request but file: and data: refused, it
+follows the pointer, and a hovered row is the record's own query_map (within 1e-3, as the page's)."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.browser import CHROMIUM, browser_page
+from vizattn.explore import cell_of, run_model
+from vizattn.export import image_source, query_files
+from vizattn.zoo import available, load
+
+IN_CI = os.environ.get("CI") == "true"
+if not Path(CHROMIUM).exists() and not IN_CI:  # in CI a missing browser must fail, never skip
+    pytest.skip("Debian chromium is not installed here (apt-get install chromium)", allow_module_level=True)
+pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
+
+CANVASES = "() => Array.from(document.querySelectorAll('canvas.heat')).map(c => c.toDataURL())"
+
+
+def test_the_exported_html_follows_the_pointer_offline_with_the_records_rows(tmp_path):
+    src = image_source("scene:5", 160)
+    fw = run_model(load("isa"), src.image)  # three views of one record: long, short and their product
+    (name, data), = query_files("isa", fw, src, (40, 100), None, formats=("html",)).items()
+    path = tmp_path / name
+    path.write_bytes(data)
+    refused = []
+    with browser_page(1300, 1000) as page:
+        def guard(route):
+            if route.request.url.split(":", 1)[0] in ("file", "data"):
+                route.continue_()
+            else:
+                refused.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+        page.goto(path.as_uri())
+        page.locator("body[data-live='yes'][data-showing='40,100']").wait_for(state="attached", timeout=30_000)
+        assert "isa · all views · scene5 · pinned pixel (40, 100)" in page.locator(".vizattn-title").inner_text()
+        header = page.locator("header").inner_text()
+        assert "isa predicts" in header and "at pixel (40, 100)" in header
+        assert page.locator(".stage img.base").first.get_attribute("src").startswith("data:image/jpeg")
+        assert all("gradient" in g for g in page.locator(".bar .grad").evaluate_all("gs => gs.map(g => g.style.background)"))
+        before = page.evaluate(CANVASES)
+        stage = page.locator(".stage").nth(1)
+        box = stage.bounding_box()
+        stage.hover(position={"x": box["width"] * 0.8, "y": box["height"] * 0.3})
+        page.wait_for_function("() => document.body.dataset.showing !== '40,100'", timeout=10_000)
+        y, x = (int(v) for v in page.evaluate("document.body.dataset.showing").split(","))
+        assert abs(y - 0.3 * 160) <= 2 and abs(x - 0.8 * 160) <= 2
+        assert page.evaluate(CANVASES) != before  # the panels repainted for the pixel under the pointer
+        assert "showing (" in page.locator(".vizattn-title").inner_text()
+        shown = page.evaluate("window.vizattnGrid.maps()")
+        rec = fw.records["head.context"]
+        gy, gx = cell_of(y, x, fw.shape, rec.grid)
+        for view, got in zip(["effective", "long", "short"], shown):
+            want = rec.query_map(gy, gx, view)
+            assert np.abs(np.asarray(got["map"]).reshape(want.shape) - want).max() <= 1e-3, view
+        stage.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.3})  # a pin stays, named in the title
+        page.mouse.move(2, 2)
+        assert f"pinned pixel ({y}, {x})" in page.locator(".vizattn-title").inner_text()
+        assert page.evaluate("document.body.dataset.showing") == f"{y},{x}"
+    assert refused == []  # nothing asked for the network
