@@ -53,6 +53,15 @@ class Panel:
     outside_share: float = 0.0  # weight that went to positions outside the image (ISA's zero padding)
     record: AttentionRecord | None = field(default=None, repr=False, compare=False)  # for the browser's rows
     shape: tuple[int, int] | None = field(default=None, repr=False, compare=False)  # the image's, for image_map
+    tokens: int | None = None  # a part of a distribution over this many keys (AttentionRecord.tokens)
+
+    @property
+    def uniform(self) -> float | None:
+        """The uniform level its colorbar marks: 1/N for a distribution over its N cells, 1/tokens for the patch part
+        of one over more keys (a class token's row), None for a gate (vizattn.viz.overlay.uniform_level)."""
+        if self.tokens:
+            return 1.0 / self.tokens
+        return 1.0 / self.grid_map.size if self.distribution else None
 
     def __getattribute__(self, name):
         if name == "image_map":
@@ -170,6 +179,6 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
             out.append(Panel(
                 name, rec.kind, view, m, None, (gy, gx),  # image_map: spread on first read
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
-                view in rec.distribution_views, note, outside, rec, forward.shape,
+                view in rec.distribution_views, note, outside, rec, forward.shape, rec.tokens(view),
             ))
     return out

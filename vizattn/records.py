@@ -161,6 +161,12 @@ class AttentionRecord:
     def _query_map(self, y: int, x: int, view: str, batch: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def tokens(self, view: str) -> int | None:
+        """How many keys a uniform row of `view` spreads over when its map shows only part of a distribution (a
+        ViT's patches beside its class and register tokens): the uniform level is then 1/tokens, not one over the
+        map's cells. None where the map is the whole distribution, or no distribution at all (a gate)."""
+        return None
+
     def outside_share(self, y: int, x: int, view: str | None = None, batch: int = 0) -> float:
         """The share of the query's weight that landed outside the map (ISA's zero padding); 0 elsewhere."""
         self._check(y, x, view, batch)

@@ -132,6 +132,7 @@ def test_the_browser_colours_as_the_server(page):
             class P:  # what shared_tops reads
                 def __init__(self, m, d):
                     self.grid_map, self.distribution = m, d
+                    self.uniform = 1 / m.size if d else None
             ps = [P(dist, True), P(gate, False), P(small, True), P(near, True)]
             tops = shared_tops(ps, clip) if is_shared(norm) else [None] * 4
             got = page.evaluate("""([maps, kinds, norm, clip, lut, relativeLut]) => {
@@ -162,6 +163,38 @@ def test_the_browser_colours_as_the_server(page):
                 assert nearly == nearly_uniform(p.grid_map, u) == (p.grid_map is near)
             if is_shared(norm):  # the gate's top is its own, the two distributions share the larger one
                 assert tops[0] == tops[2] != tops[1]
+
+
+def test_a_class_token_s_patch_map_is_marked_against_one_over_all_its_keys(page):
+    """A ViT row spreads over its patches and its class token: the patch map (what the panel shows) does not sum
+    to 1, yet uniform attention gives each patch 1/T (T keys, the class token included). Python (`Panel.uniform`,
+    the grid's args) and the browser's `draw` mark that level, and call a map within 5% of it nearly uniform."""
+    import vizattn
+    from tests.foreign.test_observe import vision_transformer
+    from vizattn.explore import Forward
+    from vizattn.viz.panel_grid import grid_args
+
+    model = vision_transformer("vit")  # random weights: rows within a few percent of uniform
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    with torch.no_grad(), vizattn.capture(model) as cap:
+        model(pixel_values=torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
+    name, rec = next(iter(cap.records.items()))
+    fw = Forward(image, np.zeros((64, 64), np.uint8), {name: rec})
+    ps = [p for p in panels(fw, 20, 30) if p.module == name][:2]
+    n = ps[0].grid_map.size
+    assert rec.config["key_extra"] == 1 and all(p.tokens == n + 1 and p.uniform == 1 / (n + 1) for p in ps)
+    assert all(not p.distribution and abs(p.grid_map.sum() + p.outside_share - 1) < 1e-5 for p in ps)  # a part
+    assert all(nearly_uniform(p.grid_map, p.uniform) for p in ps)
+    args = grid_args(image, ps)
+    assert [(d["kind"], d["keys"]) for d in args["panels"]] == [("distribution", n + 1)] * len(ps)
+    got = page.evaluate("""([blob, table, specs, kinds, keys, lut]) => {
+        const bytes = Uint8Array.from(atob(blob), c => c.charCodeAt(0));
+        const T = VizattnHover.tensors(bytes, table);
+        return VizattnHover.draw(specs, T, kinds, [64, 64], 20, 30, {norm: "per-map", clip: 100, alpha: 0.8,
+                                 lut: lut, relativeLut: lut, keys: keys}).map(m => [m.uniform, m.nearly]);
+    }""", [base64.b64encode(args["blob"]).decode(), args["table"], json.loads(json.dumps(args["specs"])),
+           [d["kind"] for d in args["panels"]], [d["keys"] for d in args["panels"]], lookup_table("viridis")])
+    assert all(abs(u - 1 / (n + 1)) < 1e-12 and nearly for u, nearly in got)
 
 
 def test_views_of_one_record_share_its_tensors_and_float16_only_holds_probabilities():

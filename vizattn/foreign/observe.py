@@ -87,6 +87,12 @@ class ForeignRecord(AttentionRecord):
     def query_independent_views(self):
         return self.views() if self.config.get("query_independent") else ()
 
+    def tokens(self, view):
+        """Every key of the row, the set-aside class/register tokens included: a row spread evenly over them gives
+        each patch 1/tokens (the map shows the patches only, so it does not sum to 1)."""
+        extra = self.config["key_extra"]
+        return math.prod(self.config["key_grid"]) + extra if extra else None
+
     @property
     def default_view(self):
         return self.views()[-1]

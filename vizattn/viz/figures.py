@@ -10,7 +10,7 @@ from vizattn import jsonsafe
 from vizattn.text import html_text
 from vizattn.viz.overlay import (RELATIVE, RELATIVE_CMAP, RELATIVE_SPAN, colormap, heat_overlay, is_log, is_relative,
                                   is_shared, map_top, nearly_uniform, panel_cmap, scale, scale_caption, scale_range,
-                                  uniform_level, uniform_position)
+                                  uniform_position)
 
 FORMATS = ("png", "svg", "pdf")
 #: every file an export can write: the figures (matplotlib), the interactive figure, the raw maps, the metadata
@@ -22,9 +22,10 @@ def shared_tops(panels, clip: float = 100.0) -> list[float]:
     its kind. Distributions (softmax rows, summing to 1) and gates (sigmoids, each in 0..1) are scaled apart: a
     gate near 1 would otherwise leave every distribution black."""
     by_kind: dict[bool, float] = {}
-    for p in panels:
-        by_kind[p.distribution] = max(by_kind.get(p.distribution, -np.inf), map_top(p.grid_map, clip))
-    return [by_kind[p.distribution] for p in panels]
+    for p in panels:  # a class token's patch map (part of a distribution) is scaled with the distributions
+        kind = p.uniform is not None
+        by_kind[kind] = max(by_kind.get(kind, -np.inf), map_top(p.grid_map, clip))
+    return [by_kind[p.uniform is not None] for p in panels]
 
 
 #: how a figure is drawn when the caller does not say (the CLI); the app passes what its sidebar shows
@@ -38,7 +39,7 @@ def panel_scales(panels, cmap: str = "inferno", norm: str = "per-map", clip: flo
     tops = shared_tops(panels, clip) if is_shared(norm) else [None] * len(panels)
     out = []
     for p, top in zip(panels, tops):
-        u = uniform_level(p.grid_map, p.distribution)
+        u = p.uniform
         lo, hi = scale_range(p.grid_map, norm, top, None, clip, u)
         out.append({"top": top, "uniform": u, "range": (lo, hi), "cmap": panel_cmap(cmap, norm, u),
                     "relative": is_relative(norm, u), "log": is_log(norm) or is_relative(norm, u),

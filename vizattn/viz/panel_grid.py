@@ -26,7 +26,7 @@ from vizattn.text import plain
 from vizattn.viz.figures import shared_tops
 from vizattn.viz.hover import BUDGET, factors, lookup_table
 from vizattn.viz.overlay import (data_uri, RELATIVE_CMAP, backdrop, colormap, heat_layer, is_log, is_relative, is_shared,
-                                  nearly_uniform, scale_range, uniform_level, uniform_position)
+                                  nearly_uniform, scale_range, uniform_position)
 
 FRONTEND = Path(__file__).resolve().parent / "panel_grid_frontend"
 #: the browser's formulas and the grid, then one host: what each host's page or module is made of
@@ -70,7 +70,7 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
         colorbar=colorbar_css(cmap), relative_colorbar=colorbar_css(RELATIVE_CMAP), log=is_log(norm), norm=norm,
         clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
         panels=[dict(title=titles[i] if titles else p.title, subtitle=subtitles[i] if subtitles else "",
-                     kind="distribution" if p.distribution else "weights",
+                     kind="weights" if p.uniform is None else "distribution", keys=p.tokens,
                      grid=[int(v) for v in p.grid_map.shape])
                 for i, p in enumerate(panels)],
     )
@@ -82,7 +82,7 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
                     relative_lut=lookup_table(RELATIVE_CMAP))
     tops = shared_tops(panels, clip) if is_shared(norm) else [None] * len(panels)
     for p, d, top in zip(panels, args["panels"], tops):
-        u = uniform_level(p.grid_map, p.distribution)
+        u = p.uniform
         d.update(heat=data_uri(heat_rgba(p.grid_map, alpha, cmap, norm, top, clip, u)),
                  range=[float(v) for v in scale_range(p.grid_map, norm, top, None, clip, u)],
                  uniform=u, at=uniform_position(p.grid_map, norm, top, None, clip, u),

@@ -19,7 +19,7 @@ from vizattn.app.sections.export import export_view
 from vizattn.app.sections.statistics import statistics_view
 from vizattn.data import CLASSES as SCENE_CLASSES
 from vizattn.text import markdown_text
-from vizattn.viz.overlay import heat_overlay, label_overlay, uniform_level
+from vizattn.viz.overlay import heat_overlay, label_overlay
 
 SECTIONS = ("Attention", "Compare models", "Statistics", "Analysis", "Export", "Data set")
 
@@ -52,7 +52,7 @@ def _explore(model_key, model_label, model, src, opts):
         if main:  # coloured per grid cell and spread (the same pixels), over a backdrop made once per image
             shown = heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
                                  pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"],
-                                 uniform=uniform_level(main.grid_map, main.distribution),
+                                 uniform=main.uniform,
                                  grid=(main.grid_map, *cell_indices(fw.shape, main.grid_map.shape)),
                                  base=cached_backdrop(src.key, opts["under"], src.image))
         else:

@@ -122,7 +122,7 @@ const VizattnGrid = (() => {
     function drawLive(y, x) {
       const maps = VizattnHover.draw(state.specs, factors.T, state.panels.map(p => p.kind), state.shape, y, x,
                                      { norm: state.norm, clip: state.clip, alpha: state.alpha, lut: state.lut,
-                                       relativeLut: state.relative_lut });
+                                       relativeLut: state.relative_lut, keys: state.panels.map(p => p.keys || 0) });
       shown = maps.map((m, i) => ({ map: m.map, grid: state.specs[i].out, range: m.range, uniform: m.uniform }));
       maps.forEach((m, i) => {
         const f = figures[i], s = state.specs[i], [oh, ow] = s.out;

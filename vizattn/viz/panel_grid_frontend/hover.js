@@ -254,7 +254,8 @@ const VizattnHover = (() => {
     const shared = {};
     maps.forEach((m, i) => { shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, m.top); });
     maps.forEach((m, i) => {
-      m.uniform = kinds[i] === "distribution" ? 1 / m.map.length : null;
+      // 1/N over the map's cells, or 1/tokens where the map is the patch part of a row over more keys (opts.keys)
+      m.uniform = kinds[i] === "distribution" ? 1 / ((opts.keys && opts.keys[i]) || m.map.length) : null;
       m.relative = isRelative(opts.norm, m.uniform);
       m.range = range(m.map, opts.norm, isShared(opts.norm) ? shared[kinds[i]] : null, opts.clip, m.top, m.uniform);
       m.rgba = paint(m.map, m.range[0], m.range[1], opts.norm, opts.alpha, m.relative ? opts.relativeLut : opts.lut, m.uniform);
