@@ -15,13 +15,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from vizattn.errors import VizattnError
 from vizattn.io import image_geometry
 from vizattn.labels import IGNORE, check_labels, label_path, read_labels  # noqa: F401 (IGNORE, read_labels: re-exported)
-from vizattn.outputs import check_names, output_dir, read_small, replace_into, write_into
-from vizattn.analysis.summary import TAIL_K
+from vizattn.outputs import check_names, output_dir, read_small, replace_into, subfolder, write_into
+from vizattn.analysis.paired import RESAMPLES
 from vizattn.runs import Plan, bind, file_digest, load_plan, shard_file, verify
 
 
@@ -37,6 +35,14 @@ class Job:
     size: int = 384  # generated scenes' side
     seed: int = 1_000_500_000  # first generated scene: held out, as the report's
     reduce_zero_label: bool = False  # ADE20K's raw annotations: 0 is "other" (ignored), class k is stored as k + 1
+    model_b: str | None = None  # `--models A B`: a second model on the same images, compared pairwise with `model`
+
+    def to_dict(self) -> dict:
+        """The job as plain data; a one-model job without `model_b`, so the plans of earlier runs stay valid."""
+        d = asdict(self)
+        if d["model_b"] is None:
+            del d["model_b"]
+        return d
 
     def items(self) -> list[str]:
         if self.images:
@@ -52,22 +58,23 @@ class Job:
 class ShardWorker:
     """Holds the model (loaded once per worker) and analyses shards of images."""
 
-    def __init__(self, job: Job, model_sha256: str | None = None):
+    def __init__(self, job: Job, model_sha256: str | None = None, source: str | None = None):
         import torch
 
         from vizattn.explore import model_classes
         from vizattn.zoo import load
 
         self.job = job
-        self.model = load(job.model).eval()
+        source = source or job.model  # model B of a paired run is `job.model_b`
+        self.model = load(source).eval()
         if self.model.provenance.sha256 != model_sha256:  # the run is tied to the weights, not to their path
-            raise VizattnError(f"The model at '{job.model}' changed since this run was planned (sha256 "
+            raise VizattnError(f"The model at '{source}' changed since this run was planned (sha256 "
                                f"{str(self.model.provenance.sha256)[:12]}…, planned {str(model_sha256)[:12]}…); "
                                "rerun with another --out.")
         if torch.cuda.is_available():  # a GPU actor (--gpus 1) or a GPU machine: the forward runs there
             self.model.to("cuda")
         self.classes, self.palette = model_classes(self.model)
-        self.name = Path(job.model).stem if os.sep in job.model or "." in job.model else job.model
+        self.name = model_name(source)
 
     def image(self, item: str):
         """(image, labels in the model's classes or None, instances or None) of one item."""
@@ -89,25 +96,63 @@ class ShardWorker:
                                  self.job.reduce_zero_label, orientation)
         return image, labels, None
 
-    def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:
+    def analyse(self, item: str, index: int, loaded=None):
+        """One item's Summary; `loaded` is its (image, labels, instances) when another worker read it already."""
         import torch
 
         from vizattn.analysis.maps import module_io
-        from vizattn.analysis.summary import Summary, analyse_forward
+        from vizattn.analysis.summary import analyse_forward
         from vizattn.explore import run_model
 
+        image, labels, instances = loaded or self.image(item)
+        with torch.no_grad(), module_io(self.model) as io_:
+            fw = run_model(self.model, image)
+        # the seed is the image's place in the whole set, not the model: the same query cells whichever worker runs
+        # it, and for both models of a paired run where their attention grids agree
+        return analyse_forward(self.name, fw, io_, labels, instances, self.classes, self.job.queries, seed=index,
+                               image=item)
+
+    def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:
+        from vizattn.analysis.summary import Summary
+
         total, rows = Summary(), []
-        with torch.no_grad():
-            for offset, item in enumerate(items):
-                image, labels, instances = self.image(item)
-                with module_io(self.model) as io_:
-                    fw = run_model(self.model, image)
-                # the seed is the image's place in the whole set: the same numbers whichever worker runs it
-                s = analyse_forward(self.name, fw, io_, labels, instances, self.classes, self.job.queries,
-                                    seed=first_index + offset, image=item)
-                rows += s.per_image_rows(item, self.name)
-                total = total.merge(s)
+        for offset, item in enumerate(items):
+            s = self.analyse(item, first_index + offset)
+            rows += s.per_image_rows(item, self.name)
+            total = total.merge(s)
         return total.to_dict(), rows
+
+
+class PairWorker:
+    """Both models of `--models A B` in one worker: each image is read once and analysed by A and by B with the
+    same seed; a shard's summary is {"a": …, "b": …} and each row says its side."""
+
+    def __init__(self, job: Job, model_sha256: str | None, model_b_sha256: str | None):
+        self.a = ShardWorker(job, model_sha256)
+        self.b = ShardWorker(job, model_b_sha256, job.model_b)
+
+    def __call__(self, shard: int, items: list[str], first_index: int) -> tuple[dict, list[dict]]:
+        from vizattn.analysis.summary import Summary
+
+        totals, rows = {"a": Summary(), "b": Summary()}, []
+        for offset, item in enumerate(items):
+            loaded = self.a.image(item)  # classes are equal (checked when planned): the labels serve both
+            for side, worker in (("a", self.a), ("b", self.b)):
+                s = worker.analyse(item, first_index + offset, loaded)
+                rows += [{**r, "side": side} for r in s.per_image_rows(item, worker.name)]
+                totals[side] = totals[side].merge(s)
+        return {side: t.to_dict() for side, t in totals.items()}, rows
+
+
+def model_name(source: str) -> str:
+    """A model's name in rows and labels: a bundled name as given, a path's stem."""
+    return Path(source).stem if os.sep in source or "." in source else source
+
+
+def make_worker(job: Job, plan: Plan):
+    if job.model_b is None:
+        return ShardWorker(job, plan.model_sha256)
+    return PairWorker(job, plan.model_sha256, plan.model_b_sha256)
 
 
 # --- shards on disk -------------------------------------------------------------------------------------------
@@ -121,7 +166,8 @@ def make_plan(job: Job, shard_size: int) -> Plan:
     labels = []
     if job.labels:
         labels = [[p.name, file_digest(p)] for p in (label_path(Path(job.labels), n) for n in names) if p is not None]
-    return Plan(asdict(job), shard_size, weights_sha256(job.model), items, labels)
+    b = weights_sha256(job.model_b) if job.model_b is not None else None
+    return Plan(job.to_dict(), shard_size, weights_sha256(job.model), items, labels, b)
 
 
 def write_shard(out: Path, plan: Plan, shard: int, items: list[str], summary: dict, rows: list[dict]) -> None:
@@ -132,27 +178,24 @@ def write_shard(out: Path, plan: Plan, shard: int, items: list[str], summary: di
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=row_schema()), buf)
+    pq.write_table(pa.Table.from_pylist(rows, schema=row_schema(is_paired(plan))), buf)
     folder = out / "shards"
     replace_into(folder, f"{shard:05d}.parquet", buf.getvalue())
     replace_into(folder, f"{shard:05d}.json",
                  shard_file(plan, shard, items, summary, buf.getvalue(), len(rows), plan.model_sha256))
 
 
-def extremes_schema():
-    """extremes.parquet: per statistic × class × module/view, the TAIL_K highest and lowest queries."""
+def is_paired(plan: Plan) -> bool:
+    return plan.job.get("model_b") is not None
+
+
+def row_schema(paired: bool = False):
+    """rows.parquet; a paired run's shards add `side` (a or b), dropped when each model's rows.parquet is written."""
     import pyarrow as pa
 
-    return pa.schema([("statistic", pa.string()), ("class", pa.string()), ("module", pa.string()),
-                      ("view", pa.string()), ("image", pa.string()), ("y", pa.int64()), ("x", pa.int64()),
-                      ("value", pa.float64()), ("rank", pa.int64()), ("end", pa.string())])
-
-
-def row_schema():
-    import pyarrow as pa
-
+    side = [("side", pa.string())] if paired else []
     return pa.schema([("image", pa.string()), ("model", pa.string()), ("statistic", pa.string()),
-                      ("value", pa.float64()), ("count", pa.int64())])
+                      ("value", pa.float64()), ("count", pa.int64()), *side])
 
 
 # --- engines --------------------------------------------------------------------------------------------------
@@ -160,12 +203,13 @@ def row_schema():
 _WORKER: ShardWorker | None = None
 
 
-def _init_process(job: dict, threads: int, model_sha256: str | None) -> None:
+def _init_process(job: dict, threads: int, model_sha256: str | None, model_b_sha256: str | None = None) -> None:
     global _WORKER
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER = ShardWorker(Job(**job), model_sha256)
+    job = Job(**job)
+    _WORKER = ShardWorker(job, model_sha256) if job.model_b is None else PairWorker(job, model_sha256, model_b_sha256)
 
 
 def _run_in_process(task):
@@ -180,7 +224,7 @@ class Cancelled(VizattnError):
 def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) -> None:
     items_of = {shard: items for shard, items, _ in tasks}
     if workers <= 1:
-        worker = ShardWorker(job, plan.model_sha256)
+        worker = make_worker(job, plan)
         for shard, items, first in tasks:
             write_shard(out, plan, shard, items, *worker(shard, items, first))
             progress(1)
@@ -192,7 +236,7 @@ def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) ->
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_process,
-                             initargs=(asdict(job), threads, plan.model_sha256)) as pool:
+                             initargs=(job.to_dict(), threads, plan.model_sha256, plan.model_b_sha256)) as pool:
         futures = [pool.submit(_run_in_process, t) for t in tasks]
         try:
             for f in as_completed(futures):
@@ -210,11 +254,13 @@ def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) ->
 class _RayShards:
     """Ray Data's callable class: one per actor, holding the model; one shard per batch."""
 
-    def __init__(self, job: dict, model_sha256: str | None = None, threads: int = 1):
+    def __init__(self, job: dict, model_sha256: str | None = None, threads: int = 1, model_b_sha256: str | None = None):
         import torch
 
         torch.set_num_threads(threads)
-        self.worker = ShardWorker(Job(**job), model_sha256)
+        job = Job(**job)
+        self.worker = (ShardWorker(job, model_sha256) if job.model_b is None
+                       else PairWorker(job, model_sha256, model_b_sha256))
 
     def __call__(self, batch: dict) -> dict:
         out = {"shard": [], "summary": [], "rows": []}
@@ -243,7 +289,8 @@ def run_ray(job: Job, plan: Plan, tasks, out: Path, workers: int, address: str |
         ds = ray.data.from_items([{"shard": s, "items": json.dumps(items), "first": first} for s, items, first in tasks],
                                  override_num_blocks=max(1, len(tasks)))
         per_gpu = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        results = ds.map_batches(_RayShards, fn_constructor_kwargs={"job": asdict(job), "model_sha256": plan.model_sha256},
+        results = ds.map_batches(_RayShards, fn_constructor_kwargs={"job": job.to_dict(), "model_sha256": plan.model_sha256,
+                                                                    "model_b_sha256": plan.model_b_sha256},
                                  batch_size=1,
                                  concurrency=workers, **per_gpu)
         items_of = {shard: items for shard, items, _ in tasks}
@@ -258,38 +305,62 @@ def run_ray(job: Job, plan: Plan, tasks, out: Path, workers: int, address: str |
 
 # --- the whole run --------------------------------------------------------------------------------------------
 
+PAIRED_FILES = ("paired.parquet", "paired.json", "paired.png", "paired.svg")
 REPORT_FILES = ("rows.parquet", "extremes.parquet", "summary.json", "report.md",
                 *(f"{name}.{fmt}" for name in ("query_independence", "unary_binary", "psa", "where_own_class",
                                                "where_distance_px") for fmt in ("png", "svg")))
 
 
-def merged(source: Path | dict[int, dict]) -> dict:
-    """The merged summary of verified shards (a run's folder: those that verify against its plan), in shard order."""
+def merged(source: Path | dict[int, dict], side: str = "a") -> dict:
+    """The merged summary of verified shards (a run's folder: those that verify against its plan), in shard order;
+    of a paired run, that of model `side` (a or b)."""
     from vizattn.analysis.summary import Summary
 
     shards = source if isinstance(source, dict) else verify(Path(source), load_plan(Path(source))).good
     total = Summary()
     for shard in sorted(shards):
-        total = total.merge(Summary.from_dict(shards[shard]["summary"]))
+        summary = shards[shard]["summary"]
+        total = total.merge(Summary.from_dict(summary if "moments" in summary else summary[side]))
     return total.to_dict()
 
 
+def check_pair(job: Job) -> None:
+    """Two models are compared per class only when they predict the same classes: refused before anything runs."""
+    from vizattn.explore import model_classes
+    from vizattn.zoo import load
+
+    if job.model_b is None:
+        return
+    a, b = (model_classes(load(m))[0] for m in (job.model, job.model_b))
+    if a != b:
+        raise VizattnError(f"'{job.model}' and '{job.model_b}' predict different classes ({len(a)} vs {len(b)}), so "
+                           "their per-class statistics cannot be paired; compare two models of one label set.")
+
+
 def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, address: str | None = None,
-            gpus: int = 0, shard_size: int = 8, progress: bool = True, on_shard=None) -> dict:
+            gpus: int = 0, shard_size: int = 8, progress: bool = True, on_shard=None, seed: int = 0,
+            resamples: int = RESAMPLES) -> dict:
     """Run (or resume) `job` into `out`. `on_shard(done, total)` is called once before the first shard (done = the
     shards already finished on disk) and after each shard is written; raising `Cancelled` from it stops the run
-    with the finished shards kept (the page's progress bar and cancel button)."""
+    with the finished shards kept (the page's progress bar and cancel button). With `job.model_b`, both models run
+    on every image and `seed`, `resamples` drive the paired deltas' bootstrap (not part of the plan: a rerun with
+    another seed only recomputes the comparison)."""
     from tqdm import tqdm
 
     if engine not in ("local", "ray"):
         raise VizattnError(f"--engine is local or ray, not '{engine}'.")
     out = output_dir(out)
     check_names(out, REPORT_FILES)  # a planted link is refused before anything is written
+    if job.model_b is not None:
+        check_names(out, PAIRED_FILES)
     check_labels(job)
+    check_pair(job)
     if not job.items():
         raise VizattnError("Nothing to analyse: give --scenes N (N ≥ 1) or an --images folder with images.")
     plan = make_plan(job, shard_size)
     bind(out, plan)
+    if job.model_b is not None:
+        check_names(subfolder(out, "b"), REPORT_FILES)  # model B's files, refused now if planted, not at the end
     tasks = plan.shards()
     state = verify(out, plan)
     pending = [t for t in tasks if t[0] not in state.good]
@@ -309,7 +380,7 @@ def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, 
                 run_local(job, plan, pending, out, workers, advance)
             else:
                 run_ray(job, plan, pending, out, workers, address, gpus, advance)
-    result = finish(out, job, plan)
+    result = finish(out, job, plan, seed, resamples)
     result["wall_time_s"] = round(time.time() - t0, 1)
     result["resumed_shards"] = len(tasks) - len(pending)
     result["recomputed"] = state.damaged  # this plan's shard files that failed verification, done again
@@ -317,92 +388,53 @@ def analyze(job: Job, out: str | Path, engine: str = "local", workers: int = 1, 
     return result
 
 
-def finish(out: Path, job: Job, plan: Plan) -> dict:
+def finish(out: Path, job: Job, plan: Plan, seed: int = 0, resamples: int = RESAMPLES) -> dict:
     """Merged numbers to summary.json, every per-image row to rows.parquet, the report's figures and report.md,
-    from shards that verify against the plan, and only when every shard of the plan does."""
+    from shards that verify against the plan, and only when every shard of the plan does. A paired run writes model
+    A's files into `out` (an analyze folder like any other), model B's into `out/b`, and the comparison beside A's."""
     import io
 
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from vizattn import jsonsafe
-    from vizattn.analysis import query_independence as qi
     from vizattn.analysis import unary
-    from vizattn.analysis.summary import Summary, sections, tail_rows
-    from vizattn.report import _save, save_where_figures
-    from vizattn.viz import analysis_figures as figs
+    from vizattn.report import analyze_markdown, analyze_model_files, paired_files, paired_markdown
 
     state = verify(out, plan)
     missing = [s for s, _, _ in plan.shards() if s not in state.good]
     if missing:
         raise VizattnError(f"{len(missing)} shard(s) of this run did not verify (e.g. shards/{missing[0]:05d}.json); "
                            "run the same command again to recompute them.")
-    summary = merged(state.good)
-    numbers = sections(Summary.from_dict(summary))
-    images = len(plan.items)
-    result = {"model": job.model, "model_sha256": plan.model_sha256, "plan": plan.digest, "images": images,
-              "source": job.images or f"{job.scenes} generated scenes", "labels": job.labels, **numbers}
     tables = [pq.read_table(io.BytesIO(read_small(out / "shards", f"{s:05d}.parquet", 1 << 30)))
               for s in sorted(state.good)]
-    table = pa.concat_tables(tables) if tables else row_schema().empty_table()
+    table = pa.concat_tables(tables) if tables else row_schema(is_paired(plan)).empty_table()
     expected = sum(int(state.good[s]["rows"]) for s in state.good)
     if table.num_rows != expected:
         raise VizattnError(f"rows.parquet would hold {table.num_rows} of {expected} rows; run the same command "
                            "again to recompute the run's shards.")
-    result["rows"] = table.num_rows
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    write_into(out, "rows.parquet", buf.getvalue())
-    extremes = tail_rows(Summary.from_dict(summary))
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(extremes, schema=extremes_schema()), buf)
-    write_into(out, "extremes.parquet", buf.getvalue())
-    result["extremes"] = len(extremes)
-    write_into(out, "summary.json", (jsonsafe.dumps({"result": result, "summary": summary}, indent=2) + "\n").encode())
-    written: list[str] = []
-    if numbers["query_independence"]:
-        _save(figs.query_independence_figure(numbers["query_independence"], qi.PAPER), out, "query_independence", written)
-    if numbers["unary_binary"]:
-        _save(figs.shares_figure(numbers["unary_binary"]), out, "unary_binary", written)
-    if numbers.get("psa"):
-        _save(figs.psa_figure(numbers["psa"]), out, "psa", written)
-    save_where_figures(numbers["where"], out, written)
-    result["figures"] = written
-    write_into(out, "report.md", render(result, unary.PAPER).encode())
+
+    def head(model: str, sha: str | None) -> dict:
+        return {"model": model, "model_sha256": sha, "plan": plan.digest, "images": len(plan.items),
+                "source": job.images or f"{job.scenes} generated scenes", "labels": job.labels}
+
+    if not is_paired(plan):
+        result = analyze_model_files(out, head(job.model, plan.model_sha256), merged(state.good), table)
+        write_into(out, "report.md", analyze_markdown(result, unary.PAPER).encode())
+        return result
+    sides = {}
+    for side, folder, model, sha in (("a", out, job.model, plan.model_sha256),
+                                     ("b", subfolder(out, "b"), job.model_b, plan.model_b_sha256)):
+        own = table.filter(pc.equal(table["side"], side)).drop_columns(["side"])
+        sides[side] = (analyze_model_files(folder, head(model, sha), merged(state.good, side), own), own.to_pylist())
+    result, rows_a = sides["a"]
+    result_b, rows_b = sides["b"]
+    write_into(out / "b", "report.md", analyze_markdown(result_b, unary.PAPER).encode())
+    models = {"model_a": job.model, "model_b": job.model_b, "model_a_sha256": plan.model_sha256,
+              "model_b_sha256": plan.model_b_sha256, "name_a": model_name(job.model), "name_b": model_name(job.model_b)}
+    pairs = paired_files(out, models, rows_a, rows_b, [name for name, _ in plan.items], seed, resamples)
+    result.update(model_b=job.model_b, model_b_sha256=plan.model_b_sha256, b=result_b, paired=len(pairs))
+    result["figures"] += ["paired.png", "paired.svg"] if pairs else []
+    write_into(out, "report.md", (analyze_markdown(result, unary.PAPER) + "\n"
+                                  + paired_markdown(result, pairs, seed, resamples)).encode())
     return result
-
-
-def render(r: dict, unary_paper) -> str:
-    f = lambda v: "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"  # noqa: E731
-    lines = [f"# vizattn analyze: {r['model']} over {r['images']} images", "",
-             f"Images: {r['source']}" + (f"; labels: {r['labels']}" if r["labels"] else "; classes from the "
-                                          "model's own prediction (no labels given)") + ".", ""]
-    if r["query_independence"]:
-        lines += ["## Query-independence (GCNet): mean cosine distance between sampled positions", "",
-                  "| module | input | attention | output |", "|---|---|---|---|"]
-        lines += [f"| {m} | {f(v.get('input'))} | {f(v.get('attention'))} | {f(v.get('output'))} |"
-                  for m, v in r["query_independence"].items()]
-        lines += ["", "![](query_independence.png)", ""]
-    if r["unary_binary"]:
-        lines += ["## Unary vs binary (LESA)", "", "| module | unary | binary |", "|---|---|---|"]
-        lines += [f"| {m} | {f(v.get('unary'))} | {f(v.get('binary'))} |" for m, v in r["unary_binary"].items()]
-        lines += [""]
-    if r.get("coverage"):
-        lines += ["## Coverage (CCNet)", "", ", ".join(f"{k} {f(v)}" for k, v in r["coverage"].items()), ""]
-    if r["where"]:
-        lines += ["## Where attention lands, by the query's class", "",
-                  "| module | class | mass on own class | mass on own instance | mean distance px | queries |",
-                  "|---|---|---|---|---|---|"]
-        for m, table in r["where"].items():
-            lines += [f"| {m} | {c} | {f(v.get('own_class'))} | {f(v.get('own_instance'))} | "
-                      f"{f(v.get('distance_px'))} | {v.get('queries', 0)} |" for c, v in table.items()]
-        lines += ["", "![](where_own_class.png)", "",
-                  f"The {TAIL_K} queries with the highest and the lowest value of each statistic (own-class and "
-                  "own-instance mass, distance, entropy), per module and query class, with their image and pixel: "
-                  f"`extremes.parquet` ({r.get('extremes', 0)} rows).", ""]
-    if r.get("psa"):
-        lines += ["## PSA weights", "", "| model | branch | mean | std | saturated |", "|---|---|---|---|---|"]
-        lines += [f"| {m} | {b} | {f(v[b]['mean'])} | {f(v[b]['std'])} | {f(v[b]['saturated_share'])} |"
-                  for m, v in r["psa"].items() for b in ("channel", "spatial")]
-        lines += ["", "![](psa.png)", ""]
-    return "\n".join(lines) + "\n"

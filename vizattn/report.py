@@ -21,7 +21,8 @@ from vizattn.analysis import unary
 from vizattn.analysis.attribution import attribution_report
 from vizattn.analysis.distances import map_distances
 from vizattn.analysis.maps import maps_at, module_io, sample_queries
-from vizattn.analysis.summary import Summary, analyse_forward, sections
+from vizattn.analysis.paired import WHOLE_MODEL, paired_rows
+from vizattn.analysis.summary import TAIL_K, Summary, analyse_forward, sections, tail_rows
 from vizattn.data import AMBIGUOUS_PAIRS, CLASSES, generate_scene
 from vizattn.evaluate import EVAL_SEED_BASE, evaluate, to_tensor
 from vizattn.explore import cell_centre, model_classes, run_model, to_image
@@ -294,3 +295,141 @@ def render_markdown(r: dict) -> str:
               + ". Attention says where a module gathered from; attribution says what changed the logit. "
               "They need not agree, and the gap is the point of showing them side by side."]
     return "\n".join(L) + "\n"
+
+
+# --- vizattn analyze's files (its run folder: one model's, or two models' and their comparison) ------------------
+
+def extremes_schema():
+    """extremes.parquet: per statistic × class × module/view, the TAIL_K highest and lowest queries."""
+    import pyarrow as pa
+
+    return pa.schema([("statistic", pa.string()), ("class", pa.string()), ("module", pa.string()),
+                      ("view", pa.string()), ("image", pa.string()), ("y", pa.int64()), ("x", pa.int64()),
+                      ("value", pa.float64()), ("rank", pa.int64()), ("end", pa.string())])
+
+
+def paired_schema():
+    """paired.parquet: per statistic × class × module, the mean delta A − B over images and its bootstrap interval."""
+    import pyarrow as pa
+
+    return pa.schema([("statistic", pa.string()), ("class", pa.string()), ("module", pa.string()),
+                      ("images", pa.int64()), ("mean_a", pa.float64()), ("mean_b", pa.float64()),
+                      ("delta", pa.float64()), ("ci_low", pa.float64()), ("ci_high", pa.float64()),
+                      ("seed", pa.int64()), ("resamples", pa.int64())])
+
+
+def analyze_model_files(out: Path, head: dict, summary: dict, table) -> dict:
+    """`vizattn analyze`'s files of one model in `out`: summary.json (`head`: model, sha256, plan, images, source,
+    labels; then the numbers), rows.parquet (`table`), extremes.parquet and the figures. Its result; report.md is
+    the caller's."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    numbers = sections(Summary.from_dict(summary))
+    result = {**head, **numbers}
+    result["rows"] = table.num_rows
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_into(out, "rows.parquet", buf.getvalue())
+    extremes = tail_rows(Summary.from_dict(summary))
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(extremes, schema=extremes_schema()), buf)
+    write_into(out, "extremes.parquet", buf.getvalue())
+    result["extremes"] = len(extremes)
+    write_into(out, "summary.json", (jsonsafe.dumps({"result": result, "summary": summary}, indent=2) + "\n").encode())
+    written: list[str] = []
+    if numbers["query_independence"]:
+        _save(figs.query_independence_figure(numbers["query_independence"], qi.PAPER), out, "query_independence", written)
+    if numbers["unary_binary"]:
+        _save(figs.shares_figure(numbers["unary_binary"]), out, "unary_binary", written)
+    if numbers.get("psa"):
+        _save(figs.psa_figure(numbers["psa"]), out, "psa", written)
+    save_where_figures(numbers["where"], out, written)
+    result["figures"] = written
+    return result
+
+
+def paired_files(out: Path, models: dict, rows_a: list[dict], rows_b: list[dict], images: list[str], seed: int,
+                 resamples: int) -> list[dict]:
+    """paired.parquet, paired.json and paired.png/.svg: A − B per statistic × class × module over the images.
+    `models`: model_a, model_b (as given), their sha256 and names (as in the rows)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = paired_rows(rows_a, models["name_a"], rows_b, models["name_b"], images, seed, resamples)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(pairs, schema=paired_schema()), buf)
+    write_into(out, "paired.parquet", buf.getvalue())
+    meta = {**{k: models[k] for k in ("model_a", "model_b", "model_a_sha256", "model_b_sha256")},
+            "images": len(images), "seed": seed, "resamples": resamples,
+            "interval": "percentile bootstrap 95%, images resampled with replacement",
+            "query_sampling": QUERY_SAMPLING, "modules": MODULE_PAIRING, "rows": pairs}
+    write_into(out, "paired.json", (jsonsafe.dumps(meta, indent=1) + "\n").encode())
+    if pairs:
+        whole = [p for p in pairs if p["module"] == WHOLE_MODEL]
+        _save(figs.paired_figure(whole, models["name_a"], models["name_b"]), out, "paired", [])
+    return pairs
+
+
+QUERY_SAMPLING = ("each image's query cells are drawn with the image's index as seed, the same for both models: the "
+                  "same cells wherever the two attention grids agree")
+MODULE_PAIRING = ("'mean over modules': each model's statistic averaged over its modules per image, always paired; a "
+                  "module by name where both models name theirs alike")
+
+
+def paired_markdown(r: dict, pairs: list[dict], seed: int, resamples: int) -> str:
+    f = lambda v: "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"  # noqa: E731
+    lines = [f"## Paired comparison: {r['model']} (A) − {r['model_b']} (B) over the same {r['images']} images", "",
+             f"Per statistic and query class, the mean over images of the per-image difference A − B, with a "
+             f"percentile-bootstrap 95% interval ({resamples} resamples of the images, seed {seed}). Query sampling: "
+             f"{QUERY_SAMPLING}. Modules: {MODULE_PAIRING}. Model B's own numbers: [b/report.md](b/report.md).", ""]
+    whole = [p for p in pairs if p["module"] == WHOLE_MODEL]
+    if not whole:
+        return "\n".join(lines + ["The two models share no statistic to compare.", ""])
+    lines += ["| statistic | class | images | A | B | A − B | 95% interval |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['statistic']} | {p['class'] or 'all queries'} | {p['images']} | {f(p['mean_a'])} | "
+              f"{f(p['mean_b'])} | {f(p['delta'])} | [{f(p['ci_low'])}, {f(p['ci_high'])}] |" for p in whole]
+    per_module = len(pairs) - len(whole)
+    lines += ["", "![](paired.png)", "", f"`paired.parquet` holds these rows and {per_module} per-module rows "
+              "(modules both models name alike)." if per_module else "`paired.parquet` holds these rows.", ""]
+    return "\n".join(lines)
+
+
+def analyze_markdown(r: dict, unary_paper) -> str:
+    f = lambda v: "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"  # noqa: E731
+    lines = [f"# vizattn analyze: {r['model']} over {r['images']} images", "",
+             f"Images: {r['source']}" + (f"; labels: {r['labels']}" if r["labels"] else "; classes from the "
+                                          "model's own prediction (no labels given)") + ".", ""]
+    if r["query_independence"]:
+        lines += ["## Query-independence (GCNet): mean cosine distance between sampled positions", "",
+                  "| module | input | attention | output |", "|---|---|---|---|"]
+        lines += [f"| {m} | {f(v.get('input'))} | {f(v.get('attention'))} | {f(v.get('output'))} |"
+                  for m, v in r["query_independence"].items()]
+        lines += ["", "![](query_independence.png)", ""]
+    if r["unary_binary"]:
+        lines += ["## Unary vs binary (LESA)", "", "| module | unary | binary |", "|---|---|---|"]
+        lines += [f"| {m} | {f(v.get('unary'))} | {f(v.get('binary'))} |" for m, v in r["unary_binary"].items()]
+        lines += [""]
+    if r.get("coverage"):
+        lines += ["## Coverage (CCNet)", "", ", ".join(f"{k} {f(v)}" for k, v in r["coverage"].items()), ""]
+    if r["where"]:
+        lines += ["## Where attention lands, by the query's class", "",
+                  "| module | class | mass on own class | mass on own instance | mean distance px | queries |",
+                  "|---|---|---|---|---|---|"]
+        for m, table in r["where"].items():
+            lines += [f"| {m} | {c} | {f(v.get('own_class'))} | {f(v.get('own_instance'))} | "
+                      f"{f(v.get('distance_px'))} | {v.get('queries', 0)} |" for c, v in table.items()]
+        lines += ["", "![](where_own_class.png)", "",
+                  f"The {TAIL_K} queries with the highest and the lowest value of each statistic (own-class and "
+                  "own-instance mass, distance, entropy), per module and query class, with their image and pixel: "
+                  f"`extremes.parquet` ({r.get('extremes', 0)} rows).", ""]
+    if r.get("psa"):
+        lines += ["## PSA weights", "", "| model | branch | mean | std | saturated |", "|---|---|---|---|---|"]
+        lines += [f"| {m} | {b} | {f(v[b]['mean'])} | {f(v[b]['std'])} | {f(v[b]['saturated_share'])} |"
+                  for m, v in r["psa"].items() for b in ("channel", "spatial")]
+        lines += ["", "![](psa.png)", ""]
+    return "\n".join(lines) + "\n"

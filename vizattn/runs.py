@@ -33,14 +33,17 @@ class Plan:
     model_sha256: str | None
     items: list[list]  # [name, sha256 of its bytes (None for a generated scene: its seed is its content)]
     labels: list[list] = field(default_factory=list)  # [label file name, sha256] when --labels is given
+    model_b_sha256: str | None = None  # model B's weights in a paired run (`--models A B`)
 
     @property
     def digest(self) -> str:
         return sha256_of(canonical(self.to_dict()))
 
     def to_dict(self) -> dict:
+        """Model B's weights only in a paired run: a one-model plan keeps the digest earlier versions gave it."""
+        b = {"model_b_sha256": self.model_b_sha256} if self.model_b_sha256 is not None else {}
         return {"job": self.job, "shard_size": self.shard_size, "model_sha256": self.model_sha256,
-                "items": self.items, "labels": self.labels}
+                "items": self.items, "labels": self.labels, **b}
 
     def shards(self) -> list[tuple[int, list[str], int]]:
         names = [name for name, _ in self.items]
@@ -62,6 +65,9 @@ def bind(out: Path, plan: Plan) -> None:
         elif old.get("model_sha256") != plan.model_sha256:
             what = (f"another model's weights (sha256 {str(old.get('model_sha256'))[:12]}…, now "
                     f"{str(plan.model_sha256)[:12]}…: the file at that path was replaced)")
+        elif old.get("model_b_sha256") != plan.model_b_sha256:
+            what = (f"another model B's weights (sha256 {str(old.get('model_b_sha256'))[:12]}…, now "
+                    f"{str(plan.model_b_sha256)[:12]}…: the file at that path was replaced)")
         elif old.get("items") != plan.items or old.get("labels") != plan.labels:
             what = "other images or labels (by content)"
         else:

@@ -67,3 +67,14 @@ def test_merging_shards_in_any_order_gives_the_same_extremes(run):
         random.Random(seed).shuffle(shuffled)
         assert tail_rows(merge_all(shuffled)) == want
     assert want == pq.read_table(run / "extremes.parquet").to_pylist()
+
+
+def test_the_extremes_cost_bench_runs_with_and_without_them_and_restores_the_code():
+    from benchmarks.analyze import EXTREMES_HEADER, extremes_cost
+    from vizattn.analysis import summary
+
+    before = (summary.Summary.add_tail, summary._trim, summary.tail_rows)
+    rows = extremes_cost(images=1, size=64, queries=4, repeats=1)
+    assert len(rows) == 3 and all(len(r) == len(EXTREMES_HEADER) for r in rows)
+    assert rows[2][-1].endswith("%") and float(rows[2][1]) >= 0 and float(rows[0][1]) > 0
+    assert (summary.Summary.add_tail, summary._trim, summary.tail_rows) == before

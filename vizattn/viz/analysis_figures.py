@@ -181,3 +181,49 @@ def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str,
         bar.set_label("attention weight" if name == attention_title else "|attribution|", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+STATISTIC_NAMES = {"where.own_class": "mass on own class", "where.own_instance": "mass on own instance",
+                   "where.distance_px": "mean distance to the query (px)", "where.entropy": "entropy (0 one cell, 1 uniform)"}
+
+
+def _deltas(ax, rows: list[dict], labels: list[str], title: str) -> None:
+    y = np.arange(len(rows))[::-1]
+    delta = np.array([p["delta"] for p in rows])
+    err = np.array([[p["delta"] - p["ci_low"] for p in rows], [p["ci_high"] - p["delta"] for p in rows]])
+    ax.errorbar(delta, y, xerr=np.clip(err, 0, None), fmt="o", color="#1f4e9c", ecolor="#6b8fd1", capsize=3,
+                markersize=4)
+    ax.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def paired_figure(whole: list[dict], model_a: str, model_b: str) -> Figure:
+    """Mean delta A − B over images with its 95% interval as whiskers, and a line at 0: one panel for the
+    statistics without a query class (a row each), then one per class statistic (a row per class), each on its own
+    scale. `whole`: paired.parquet's rows of the whole models (mean over modules)."""
+    plain = [p for p in whole if not p["class"]]
+    by_class = {}
+    for p in whole:
+        if p["class"]:
+            by_class.setdefault(p["statistic"], []).append(p)
+    stats = list(by_class)
+    cols = 1 if len(stats) < 2 else 2
+    lines = [stats[i : i + cols] for i in range(0, len(stats), cols)]
+    heights = ([len(plain) + 1.5] if plain else []) + [max(len(by_class[s]) for s in line) + 1.5 for line in lines]
+    fig = Figure(figsize=(6.5 * cols, 0.9 + 0.3 * sum(heights)), dpi=110)
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    if plain:
+        _deltas(fig.add_subplot(grid[0, :]), plain, [f"{p['statistic']} (n={p['images']})" for p in plain],
+                "statistics without a query class")
+    for r, line in enumerate(lines, 1 if plain else 0):
+        for c, stat in enumerate(line):
+            rows = by_class[stat]
+            _deltas(fig.add_subplot(grid[r, c]), rows, [f"{p['class']} (n={p['images']})" for p in rows],
+                    f"{STATISTIC_NAMES.get(stat, stat)} ({stat})")
+    fig.suptitle(f"{model_a} − {model_b}: mean paired delta over images (n images), 95% bootstrap interval",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
