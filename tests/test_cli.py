@@ -108,3 +108,18 @@ def test_report_counts_figures_not_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(vizattn.report, "build_report", lambda *a, **k: {"figures": written, "wall_time_s": 1.0})
     assert main(["report", "--out", str(tmp_path), "--scenes", "1"]) == 0
     assert capsys.readouterr().out.startswith("wrote 3 figures (PNG and SVG), report.json and report.md")
+
+
+def test_an_html_export_over_the_budget_is_said_on_the_command_line(checkpoints, tmp_path, capsys, monkeypatch):
+    """Past the factor budget the HTML is the static figure: the file says so, and so does the command."""
+    from vizattn import export
+    from vizattn.export import STATIC_HTML
+
+    monkeypatch.setattr(export.Export.html, "__defaults__", (1000,))  # a budget no grid fits
+    assert main(["query", "--model", str(checkpoints / "criss_cross.safetensors"), "--image", "scene:4", "--pixel",
+                 "100,50", "--out", str(tmp_path), "--format", "html"]) == 0
+    assert STATIC_HTML in capsys.readouterr().out
+    assert STATIC_HTML in next(tmp_path.glob("*.html")).read_text()
+    assert main(["compare", "--models", str(checkpoints / "criss_cross.safetensors"), str(checkpoints / "gc.safetensors"),
+                 "--image", "scene:4", "--pixel", "100,50", "--out", str(tmp_path / "c"), "--format", "html"]) == 0
+    assert STATIC_HTML in capsys.readouterr().out

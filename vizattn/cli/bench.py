@@ -80,7 +80,8 @@ def _bench_analyze(args) -> None:
     analyze = _benchmark("analyze")
     speed, memory = analyze.run(args.model, args.images, args.memory_images, args.size)
     print(markdown_table(analyze.SPEED_HEADER, speed) + "\n")
-    print(markdown_table(analyze.MEMORY_HEADER, memory))
+    print(markdown_table(analyze.MEMORY_HEADER, memory) + "\n")
+    print(markdown_table(analyze.EXTREMES_HEADER, analyze.extremes_cost(args.model, args.images, args.size)))
 
 
 def _bench_app(args) -> None:
@@ -93,6 +94,11 @@ def _bench_app(args) -> None:
 def _bench_layers(args) -> None:
     layers = _benchmark("layers")
     print(markdown_table(layers.HEADER, layers.run(args.repeats)))
+
+
+def _bench_widget(args) -> None:
+    widget = _benchmark("widget")
+    print(markdown_table(widget.HEADER, widget.run(args.moves, Path(args.screenshot) if args.screenshot else None)))
 
 
 def add_bench(sub) -> None:
@@ -126,8 +132,8 @@ def add_bench(sub) -> None:
     bfo.add_argument("--size", type=SIDE, default=512)
     bfo.add_argument("--repeats", type=bounded(1, 100), default=2)
     bfo.set_defaults(func=_bench_foreign)
-    ban = bench.add_parser("analyze", help="images/s of vizattn analyze (1, 2 local processes; Ray, 2 actors) and "
-                                           "peak memory vs number of images")
+    ban = bench.add_parser("analyze", help="images/s of vizattn analyze (1, 2 local processes; Ray, 2 actors), "
+                                           "peak memory vs number of images, and the extremes' share of a run")
     ban.add_argument("--model", default="criss_cross")
     ban.add_argument("--images", type=COUNT, default=100)
     ban.add_argument("--memory-images", type=COUNT, nargs="+", default=[100, 400])
@@ -144,3 +150,8 @@ def add_bench(sub) -> None:
                                          "(SegFormer-B0 512², ViT-B/16 224², random weights)")
     bl.add_argument("--repeats", type=bounded(1, 100), default=2)
     bl.set_defaults(func=_bench_layers)
+    bw = bench.add_parser("widget", help="pointer move → repainted panels in the notebook widget (vizattn.show) at 384², "
+                                         "in JupyterLab through chromium")
+    bw.add_argument("--moves", type=bounded(5, 10_000), default=60)
+    bw.add_argument("--screenshot", help="also save a screenshot of the first widget here (PNG)")
+    bw.set_defaults(func=_bench_widget)

@@ -88,9 +88,10 @@ def _analyze(args) -> None:
 
     if args.images is None and args.scenes is None:
         raise VizattnError("Give --images DIR or --scenes N: what to analyse.")
-    job = Job(model=args.model, images=args.images, scenes=args.scenes, labels=args.labels, queries=args.queries,
-              size=args.size, reduce_zero_label=args.reduce_zero_label)
-    r = analyze(job, args.out, args.engine, args.workers, args.address, args.gpus, args.shard_size)
+    model, model_b = (args.model, None) if args.models is None else args.models
+    job = Job(model=model, images=args.images, scenes=args.scenes, labels=args.labels, queries=args.queries,
+              size=args.size, reduce_zero_label=args.reduce_zero_label, model_b=model_b)
+    r = analyze(job, args.out, args.engine, args.workers, args.address, args.gpus, args.shard_size, seed=args.seed)
     figures = len({Path(f).stem for f in r["figures"]})  # each figure is written as PNG and SVG
     if r["recomputed"]:
         print(f"recomputed {len(r['recomputed'])} shard file(s) that did not verify against the run's plan: "
@@ -98,9 +99,15 @@ def _analyze(args) -> None:
     if r["not_merged"]:
         print(f"not merged: {len(r['not_merged'])} file(s) in {args.out}/shards that the plan does not name: "
               f"{', '.join(r['not_merged'][:5])}")
-    print(f"analysed {r['images']} images of {args.model} ({r['resumed_shards']} shards already done) in "
-          f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet ({r['rows']} rows, complete), report.md and "
-          f"{figures} figures (PNG and SVG)")
+    if model_b is None:
+        print(f"analysed {r['images']} images of {model} ({r['resumed_shards']} shards already done) in "
+              f"{r['wall_time_s']} s: {args.out}/summary.json, rows.parquet ({r['rows']} rows, complete), report.md and "
+              f"{figures} figures (PNG and SVG)")
+        return
+    print(f"analysed {r['images']} images with {model} (A) and {model_b} (B) ({r['resumed_shards']} shards already "
+          f"done) in {r['wall_time_s']} s: {r['paired']} paired deltas A − B with bootstrap 95% intervals (seed "
+          f"{args.seed}) in {args.out}/paired.parquet, paired.png and report.md; A's files in {args.out}, B's in "
+          f"{args.out}/b")
 
 
 def _models(args) -> None:
@@ -144,13 +151,14 @@ def _written(files: dict[str, bytes], out: str) -> list[str]:
 
 
 def _query(args) -> None:
-    from vizattn.export import prediction_line, query_files
+    from vizattn.export import prediction_line, query_export
 
     src, pixel, nets, forwards = _forwards(args, [args.model], args.head)
     (name, net), fw = next(iter(nets.items())), next(iter(forwards.values()))
-    paths = _written(query_files(name, fw, src, pixel, args.view, net.provenance.sha256, args.format, model=net),
-                     args.out)
-    _say([prediction_line(name, fw, pixel), *domain_note([name] if net.provenance.scene_trained else [], src), *paths])
+    made = query_export(name, fw, src, pixel, args.view, net.provenance.sha256, model=net)
+    paths = _written(made.files(args.format), args.out)
+    _say([prediction_line(name, fw, pixel), *domain_note([name] if net.provenance.scene_trained else [], src),
+          *made.notes, *paths])
 
 
 def _diff(args) -> None:
@@ -167,17 +175,18 @@ def _say(lines) -> None:
 
 def _compare(args) -> None:
     """Every model's prediction at the pixel; the grid of those with attention, and one line per model without."""
-    from vizattn.export import compare_files, prediction_line
+    from vizattn.export import compare_export, prediction_line
 
     src, pixel, nets, forwards = _forwards(args, args.models)
-    shown = {n: fw for n, fw in forwards.items() if fw.records} or forwards  # none: compare_files says so
-    files = compare_files(shown, src, pixel, args.view, {n: nets[n].provenance.sha256 for n in shown}, args.format)
+    shown = {n: fw for n, fw in forwards.items() if fw.records} or forwards  # none: compare_export says so
+    made = compare_export(shown, src, pixel, args.view, {n: nets[n].provenance.sha256 for n in shown})
+    files = made.files(args.format)
     _say([prediction_line(n, fw, pixel) for n, fw in forwards.items()]
          + [f"{n} has no attention module (a baseline without one): no panel of it in the grid." for n in forwards
             if n not in shown]
          + domain_note([n for n, net in nets.items() if net.provenance.scene_trained], src)
          + [f"{len(shown)} of {len(forwards)} models in the grid: {', '.join(shown)}" if len(shown) < len(forwards)
-            else f"{len(shown)} models in the grid"] + _written(files, args.out))
+            else f"{len(shown)} models in the grid"] + made.notes + _written(files, args.out))
 
 
 APP_SETTINGS = {  # what .streamlit/config.toml says for `streamlit run app.py` in a checkout (see README, Security)
@@ -279,7 +288,10 @@ def add_commands(sub) -> None:
 
     an = sub.add_parser("analyze", help="the papers' statistics over a whole image set, locally or on a Ray cluster; "
                                         "resumable")
-    an.add_argument("--model", required=True, help="bundled name or checkpoint path (ours, mmseg, a transformers folder)")
+    which = an.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="bundled name or checkpoint path (ours, mmseg, a transformers folder)")
+    which.add_argument("--models", nargs=2, metavar=("A", "B"),
+                       help="two models (any sources --model takes) on the same images: paired deltas A − B")
     an.add_argument("--images", help="a folder of images")
     an.add_argument("--scenes", type=COUNT, help="how many generated scenes (or the first N images of --images)")
     an.add_argument("--labels", help="a folder of label PNGs named like the images (class indices, 255 = ignore, "
@@ -294,6 +306,8 @@ def add_commands(sub) -> None:
     an.add_argument("--size", type=SIDE, default=384, help="side of the generated scenes in px")
     an.add_argument("--reduce-zero-label", action="store_true",
                     help="labels as ADE20K's raw PNGs: 0 = other (ignored), class k stored as k + 1")
+    an.add_argument("--seed", type=bounded(0, 2**32 - 1), default=0,
+                    help="seed of the paired deltas' bootstrap (--models A B)")
     an.set_defaults(func=_analyze)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
