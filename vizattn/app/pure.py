@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from vizattn.errors import VizattnError
+from vizattn.statnames import ANALYSIS_COLUMNS, WHERE_COLUMNS  # noqa: F401 (WHERE_COLUMNS: the page's tables)
 
 
 def confidence_image(confidence: np.ndarray) -> np.ndarray:
@@ -66,17 +67,6 @@ def stepped_pixel(pixel: tuple[int, int], dy: int, dx: int, shape) -> tuple[int,
 def has_truth(labels, classes, scene_classes) -> bool:
     """Whether an image's labels can be read in the model's classes: generated scenes carry the scenes' own."""
     return labels is not None and list(classes) == list(scene_classes)
-
-
-ANALYSIS_COLUMNS = {  # the analyses' keys, as a reader's column headers
-    "query_independence": "map distance between queries (GCNet)",
-    "gate": "unary share of the gate (LESA)",
-    "self": "weight on itself (unary share)",
-    "loop1": "positions reached after loop 1",
-    "effective": "positions reached after all loops",
-}
-WHERE_COLUMNS = {"own_class": "mass on own class", "own_instance": "mass on own object",
-                 "distance_px": "mean distance (px)", "entropy": "entropy (0…1)", "queries": "queries"}
 
 
 def _module(label: str, names: dict[str, str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from vizattn.statnames import paired_name
 from vizattn.viz.overlay import heat_overlay
 
 
@@ -183,10 +184,6 @@ def attribution_figure(image: np.ndarray, attention: np.ndarray, maps: dict[str,
     return fig
 
 
-STATISTIC_NAMES = {"where.own_class": "mass on own class", "where.own_instance": "mass on own instance",
-                   "where.distance_px": "mean distance to the query (px)", "where.entropy": "entropy (0 one cell, 1 uniform)"}
-
-
 def _deltas(ax, rows: list[dict], labels: list[str], title: str) -> None:
     y = np.arange(len(rows))[::-1]
     delta = np.array([p["delta"] for p in rows])
@@ -216,14 +213,15 @@ def paired_figure(whole: list[dict], model_a: str, model_b: str) -> Figure:
     fig = Figure(figsize=(6.5 * cols, 0.9 + 0.3 * sum(heights)), dpi=110)
     grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
     if plain:
-        _deltas(fig.add_subplot(grid[0, :]), plain, [f"{p['statistic']} (n={p['images']})" for p in plain],
+        _deltas(fig.add_subplot(grid[0, :]), plain, [f"{paired_name(p['statistic'])} (n={p['images']})" for p in plain],
                 "statistics without a query class")
     for r, line in enumerate(lines, 1 if plain else 0):
         for c, stat in enumerate(line):
             rows = by_class[stat]
             _deltas(fig.add_subplot(grid[r, c]), rows, [f"{p['class']} (n={p['images']})" for p in rows],
-                    f"{STATISTIC_NAMES.get(stat, stat)} ({stat})")
-    fig.suptitle(f"{model_a} − {model_b}: mean paired delta over images (n images), 95% bootstrap interval",
+                    paired_name(stat))
+    fig.suptitle(f"{model_a} − {model_b}: mean over images of the per-image difference (n = images with a value), "
+                 "95% bootstrap interval",
                  fontsize=10)
     fig.tight_layout()
     return fig

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from vizattn.app.pure import ANALYSIS_COLUMNS, WHERE_COLUMNS
 from vizattn.app.sections.dataset_run import PATH_KEY, keep, progress_view, open_finished_run, start_form
 from vizattn.app.sidebar import loopback_only
 from vizattn.bundled import available
 from vizattn.errors import REFUSALS, VizattnError
+from vizattn.statnames import WHERE_COLUMNS, statistic_name
 from vizattn.text import markdown_text
 
 TABLE_KEY = "dataset_extremes"
@@ -153,29 +153,6 @@ def distributions(stat: str, rows, extremes) -> None:
                        title=f"{name}: the extreme queries, by class and module · view",
                        category_orders={"class": classes})
         st.plotly_chart(fig.update_layout(height=260, margin=dict(t=40, b=10)), key="dataset_by_module")
-
-
-QI_PARTS = {"input": "input features", "attention": "attention maps", "output": "output features"}
-SHARES = {"binary": "weight on the others (binary share)", "unary_max": "largest weight on itself"}
-
-
-def statistic_name(key: str) -> tuple[str, str]:
-    """(module, a reader's name) of one of rows.parquet's statistics other than `where|…` (the names the Analysis
-    tab's columns use); a key this page does not know keeps its own text."""
-    parts = key.split("|")
-    section, rest = parts[0], parts[1:]
-    if section == "query_independence" and len(rest) == 2:
-        return rest[0], f"{ANALYSIS_COLUMNS['query_independence']}: {QI_PARTS.get(rest[1], rest[1])}"
-    if section == "unary_binary" and len(rest) == 2:
-        module, kind = rest[0].split(" (")[0], "gate" if "(gate" in rest[0] else "self"
-        if rest[1] == "unary":
-            return module, ANALYSIS_COLUMNS[kind]
-        return module, (f"{rest[1]} share of the gate (LESA)" if kind == "gate" else SHARES.get(rest[1], rest[1]))
-    if section == "coverage" and len(rest) == 1:  # the loops' coverage: the model's (the row says which)
-        return "", ANALYSIS_COLUMNS.get(rest[0], f"coverage {rest[0]}")
-    if section == "psa" and len(rest) in (2, 3):
-        return rest[0], f"PSA {rest[1]} weights: " + ("saturated share" if rest[2:] == ["saturated"] else "mean")
-    return "", key
 
 
 def other_statistics(rows) -> None:
