@@ -187,7 +187,11 @@ const VizattnGrid = (() => {
       hovering = null;
       if (ready()) drawLive(y, x);
       if (t0 !== undefined) timeFrame(grid.pinTimings, t0);
-      tell({ y: y, x: x, panel: panel });
+      // the host hears of it once the pinned panels are on screen: its own work (a page's rerun request, a kernel
+      // message) must not hold back the frame that shows them
+      const value = { y: y, x: x, panel: panel };
+      if (ready()) requestAnimationFrame(() => setTimeout(() => tell(value), 0));
+      else tell(value);
     }
 
     function click(f, e) {
