@@ -62,3 +62,24 @@ def test_the_exported_html_follows_the_pointer_offline_with_the_records_rows(tmp
         assert f"pinned pixel ({y}, {x})" in page.locator(".vizattn-title").inner_text()
         assert page.evaluate("document.body.dataset.showing") == f"{y},{x}"
     assert refused == []  # nothing asked for the network
+
+
+def test_in_a_narrow_column_the_hover_note_never_moves_the_panels(tmp_path):
+    """A notebook column (marimo's) is narrow: the title with its hover note wraps. The panels must stay where they
+    are, or the pixel under a still pointer would change under it. The host's line height is marimo's (1.5)."""
+    src = image_source("scene:5", 160)
+    fw = run_model(load("isa"), src.image)
+    (name, data), = query_files("isa", fw, src, (40, 100), None, formats=("html",)).items()
+    path = tmp_path / name
+    path.write_bytes(data)
+    with browser_page(420, 900) as page:
+        page.goto(path.as_uri())
+        page.locator("body[data-live='yes']").wait_for(state="attached", timeout=30_000)
+        page.add_style_tag(content="body, body * { line-height: 1.5 }")  # a host's own, inherited where not set
+        stage = page.locator(".stage").first
+        before = stage.bounding_box()
+        stage.hover(position={"x": before["width"] * 0.5, "y": before["height"] * 0.5})
+        page.wait_for_function("() => document.body.dataset.showing !== '40,100'", timeout=10_000)
+        title = page.locator(".vizattn-title")
+        assert "showing (" in title.inner_text() or title.evaluate("t => t.scrollHeight > t.clientHeight")
+        assert stage.bounding_box()["y"] == before["y"]  # the note wrapped (or was cut) inside the title's own space
