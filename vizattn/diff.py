@@ -68,22 +68,65 @@ def check_comparable(fw_a: Forward, fw_b: Forward, names: tuple[str, str]) -> No
                            "of one label set.")
 
 
+def pair_panels(fw_a: Forward, fw_b: Forward, y: int, x: int, view: str | None = None,
+                names=("A", "B")) -> list[tuple[Panel, Panel]]:
+    """(A's panel, B's panel) at pixel (y, x) for every module pair (`pairs`), in each module's `view` where it has
+    one, else its main view."""
+    check_comparable(fw_a, fw_b, names)
+    out = []
+    for ma, mb in pairs(fw_a, fw_b):
+        va = view if view in fw_a.records[ma].views() else fw_a.records[ma].default_view
+        vb = view if view in fw_b.records[mb].views() else fw_b.records[mb].default_view
+        out.append((next(p for p in panels(fw_a, y, x, {ma: [va]}) if p.module == ma),
+                    next(p for p in panels(fw_b, y, x, {mb: [vb]}) if p.module == mb)))
+    return out
+
+
+def live_grid_args(fw_a: Forward, fw_b: Forward, names: tuple[str, str], pixel: tuple[int, int], opts: dict,
+                   title: str = "", base: str | None = None, live=None) -> dict:
+    """The panel grid's args for A, B and A − B, one row of three per module pair, where the browser computes the
+    difference from A's and B's own rows as the pointer moves (hover.js `difference`: diverging around 0 on a
+    symmetric scale). `opts`: cmap, norm, alpha, clip, under; `live`: the four panels' factors when the caller keeps
+    them. Refused, in one sentence, where a pair's grids differ or the factors pass the browser's budget."""
+    from vizattn.viz.panel_grid import grid_args, live_factors
+
+    pp = pair_panels(fw_a, fw_b, *pixel, None, names)
+    for pa, pb in pp:
+        if pa.grid_map.shape != pb.grid_map.shape:
+            raise VizattnError(f"{pa.module} of '{names[0]}' and {pb.module} of '{names[1]}' attend on different grids "
+                               f"({pa.grid_map.shape} and {pb.grid_map.shape}); the live difference needs one grid: "
+                               "`vizattn diff` takes A − B on the image grid.")
+    flat = [p for pair in pp for p in pair]
+    live = live_factors(flat) if live is None else live
+    if not live:
+        raise VizattnError("These two models' maps are too large for the browser to follow the pointer (or of a kind "
+                           "it cannot compute); `vizattn diff` writes A, B and A − B at one pixel.")
+    titles = [t for pa, pb in pp for t in (f"A: {names[0]} · {pa.module} · {pa.view}",
+                                           f"B: {names[1]} · {pb.module} · {pb.view}")]
+    args = grid_args(fw_a.image, flat, titles, opts["cmap"], opts["norm"], opts["alpha"], 3, title, base=base,
+                     clip=opts["clip"], under=opts["under"], live=live)
+    shown, specs = [], []
+    for k, (pa, _) in enumerate(pp):
+        a, b = args["panels"][2 * k], args["panels"][2 * k + 1]
+        h, w = pa.grid_map.shape
+        shown += [a, b, dict(title=f"A − B · {pa.module}", kind="diff",
+                             subtitle=f"on their common {h}×{w} grid · red: A attends more, blue: B",
+                             grid=a["grid"], keys=None)]
+        sa = args["specs"][2 * k]
+        specs += [sa, args["specs"][2 * k + 1], {"f": "diff", "a": 3 * k, "b": 3 * k + 1, "grid": sa["grid"],
+                                                 "out": sa["out"]}]
+    return dict(args, panels=shown, specs=specs)
+
+
 def differences(fw_a: Forward, fw_b: Forward, y: int, x: int, view: str | None = None, names=("A", "B"),
                 labels: np.ndarray | None = None, instances: np.ndarray | None = None) -> list[Difference]:
     """A, B and A − B at pixel (y, x) for every module pair, in each module's `view` where it has one, else its
     main view. Statistics from `labels` (ground truth) or A's prediction."""
     from vizattn.analysis.stats import panel_statistics
 
-    check_comparable(fw_a, fw_b, names)
     truth = labels if labels is not None else fw_a.prediction
     out = []
-    for ma, mb in pairs(fw_a, fw_b):
-        va = view if view in fw_a.records[ma].views() else fw_a.records[ma].default_view
-        vb = view if view in fw_b.records[mb].views() else fw_b.records[mb].default_view
-        pa = panels(fw_a, y, x, {ma: [va]})
-        pb = panels(fw_b, y, x, {mb: [vb]})
-        pa = next(p for p in pa if p.module == ma)
-        pb = next(p for p in pb if p.module == mb)
+    for pa, pb in pair_panels(fw_a, fw_b, y, x, view, names):
         common = pa.grid_map.shape == pb.grid_map.shape
         delta = pa.grid_map - pb.grid_map if common else pa.image_map - pb.image_map
         d = Difference(pa, pb, delta, "common" if common else "image")

@@ -16,7 +16,7 @@ from vizattn.explore import check_pixel, run_model
 from vizattn.export import compare_export, figure_options, output_dir, query_export, write_into
 from vizattn.sources import ImageSource, image_source
 from vizattn.viz.figures import EXPORT_FORMATS
-from vizattn.viz.panel_grid import live_factors, photo_uri, split_blob, widget_esm, frontend_text
+from vizattn.viz.panel_grid import frontend_text, live_factors, photo_uri, split_blob, standalone_html, widget_esm
 
 try:
     import anywidget
@@ -29,18 +29,22 @@ ALIASES = {"opacity": "alpha", "backdrop": "under", "colormap": "cmap"}
 DISPLAY = ("cmap", "norm", "alpha", "clip", "under", "columns")
 
 
-def show(model, image, pixel=None, views=None, compare=None, **display):
+def show(model, image, pixel=None, views=None, compare=None, diff=None, **display):
     """A notebook widget of `model`'s attention on `image` at `pixel` (default the centre): every module's views
     (or `views`, one name or several), and with `compare` (one model or several) each model's main views side by
-    side, as `vizattn compare`. `model`/`compare`: a bundled name, a checkpoint path, a transformers folder,
-    `package.module:function` or a loaded model; `image`: a path, `scene:SEED` or an H×W(×3) array. `display`:
-    cmap, norm, alpha (opacity), clip, under (backdrop), columns."""
+    side, as `vizattn compare`; with `diff` (one model B) A, B and A − B per module pair, the difference following
+    the pointer too, as `vizattn diff`. `model`/`compare`/`diff`: a bundled name, a checkpoint path, a transformers
+    folder, `package.module:function` or a loaded model; `image`: a path, `scene:SEED` or an H×W(×3) array.
+    `display`: cmap, norm, alpha (opacity), clip, under (backdrop), columns."""
     _one_line_errors()
     if anywidget is None:
         raise VizattnError("vizattn.show needs anywidget (and a Jupyter kernel): pip install 'vizattn[notebook]' (or anywidget).")
+    if diff is not None and (compare is not None or views is not None):
+        raise VizattnError("diff= shows A, B and A − B in each module's main view: give it without compare= and views=.")
     options = _display(display)
     src = _image(image)
-    specs = [model] + ([] if compare is None else list(compare) if isinstance(compare, (list, tuple)) else [compare])
+    specs = [model] + ([diff] if diff is not None else [] if compare is None
+                       else list(compare) if isinstance(compare, (list, tuple)) else [compare])
     nets = {}
     for spec in specs:
         net = _model(spec)
@@ -55,9 +59,14 @@ def show(model, image, pixel=None, views=None, compare=None, **display):
                            "one); choose a model with one.")
     pixel = check_pixel(*(pixel if pixel is not None else (main.shape[0] // 2, main.shape[1] // 2)), main.shape)
     views = [views] if isinstance(views, str) else list(views) if views else None
-    # a view no module has, or models without attention: the sentence now, before any widget exists
-    _export(nets, forwards, src, views, figure_options(options), pixel)
-    return Widget(nets, forwards, src, views, options, pixel)
+    if diff is not None:  # two models that cannot be diffed, or grids that differ: the sentence now
+        from vizattn.diff import live_grid_args
+
+        (a, fa), (b, fb) = forwards.items()
+        live_grid_args(fa, fb, (a, b), pixel, figure_options(options))
+    else:  # a view no module has, or models without attention: the sentence now, before any widget exists
+        _export(nets, forwards, src, views, figure_options(options), pixel)
+    return Widget(nets, forwards, src, views, options, pixel, diff=diff is not None)
 
 
 def _export(nets: dict, forwards: dict, src: ImageSource, views, opts: dict, pixel):
@@ -188,8 +197,9 @@ if anywidget is not None:
         under = traitlets.Unicode("dimmed photo").tag(sync=True)
         columns = traitlets.Int(0).tag(sync=True)  # 0: as many as the panels, up to 3
 
-        def __init__(self, nets: dict, forwards: dict, src: ImageSource, views, options: dict, pixel):
-            self.nets, self.forwards, self.src, self.views = nets, forwards, src, views
+        def __init__(self, nets: dict, forwards: dict, src: ImageSource, views, options: dict, pixel,
+                     diff: bool = False):
+            self.nets, self.forwards, self.src, self.views, self.diff = nets, forwards, src, views, diff
             self._live, self._photos = {}, {}
             super().__init__(**options, pixel=tuple(int(v) for v in pixel))
             self._refresh()
@@ -219,14 +229,30 @@ if anywidget is not None:
 
         def grid_args(self) -> dict:
             """The grid's args as the app's page would send them for these panels (one front end, same numbers)."""
+            under = self.options["under"]
+            if under not in self._photos:
+                self._photos[under] = photo_uri(self.src.image, under=under)
+            if self.diff:
+                return self._diff_args(self._photos[under])
             made = self.export_of(self.pixel)
             key = tuple((p.module, p.view) for p in made.panels)
             if key not in self._live:
                 self._live[key] = live_factors(made.panels) or False
-            under = self.options["under"]
-            if under not in self._photos:
-                self._photos[under] = photo_uri(self.src.image, under=under)
             args = made.grid_args(made.heading.split("\n")[0], live=self._live[key], base=self._photos[under])
+            if self.columns > 0:
+                args["columns"] = int(self.columns)
+            return args
+
+        def _diff_args(self, base: str) -> dict:
+            """A, B and A − B per module pair (vizattn.diff.live_grid_args), the four panels' factors packed once."""
+            from vizattn.diff import live_grid_args, pair_panels
+
+            (a, fa), (b, fb) = self.forwards.items()
+            if "diff" not in self._live:
+                self._live["diff"] = live_factors([p for pair in pair_panels(fa, fb, *self.pixel, None, (a, b))
+                                                   for p in pair])
+            title = f"{a} (A) vs {b} (B) at pixel {tuple(self.pixel)} · {self.src.name}"
+            args = live_grid_args(fa, fb, (a, b), self.pixel, self.options, title, base, self._live["diff"])
             if self.columns > 0:
                 args["columns"] = int(self.columns)
             return args
@@ -245,14 +271,34 @@ if anywidget is not None:
             fmt = (format or path.suffix.lstrip(".")).lower()
             if fmt not in EXPORT_FORMATS:
                 raise VizattnError(f"Unknown export format '{fmt}'; choose from {', '.join(EXPORT_FORMATS)}.")
-            made = self.export_of(self.pixel)
-            files = made.files((fmt,))
+            notes = []
+            if self.diff:
+                files = self._diff_files(fmt)
+            else:
+                made = self.export_of(self.pixel)
+                files, notes = made.files((fmt,)), made.notes
             data = next(iter(files.values()))
             if path.is_dir():
                 path = path / next(iter(files))
             elif path.suffix.lower() != f".{fmt}":
                 path = path.with_name(path.name + f".{fmt}")
             written = write_into(output_dir(path.parent), path.name, data)
-            for note in made.notes:
+            for note in notes:
                 print(note)
             return written
+
+        def _diff_files(self, fmt: str) -> dict[str, bytes]:
+            """`vizattn diff`'s files at the pinned pixel (figure, NPZ, JSON), or the live grid of A, B and A − B as one
+            HTML file."""
+            from vizattn.diff import diff_files
+
+            (a, fa), (b, fb) = self.forwards.items()
+            shas = (self.nets[a].provenance.sha256, self.nets[b].provenance.sha256)
+            if fmt != "html":
+                return diff_files(fa, fb, (a, b), tuple(self.pixel), None, shas, (fmt,))[0]
+            from vizattn.sources import safe_name
+
+            args = self.grid_args()
+            heading = [args["title"], " · ".join(f"{n} sha256 {s}" for n, s in zip((a, b), shas) if s)]
+            name = f"diff_{safe_name(a)}_vs_{safe_name(b)}_y{self.pixel[0]}x{self.pixel[1]}.html"
+            return {name: standalone_html(args, heading).encode()}

@@ -83,3 +83,30 @@ def test_in_a_narrow_column_the_hover_note_never_moves_the_panels(tmp_path):
         title = page.locator(".vizattn-title")
         assert "showing (" in title.inner_text() or title.evaluate("t => t.scrollHeight > t.clientHeight")
         assert stage.bounding_box()["y"] == before["y"]  # the note wrapped (or was cut) inside the title's own space
+
+
+def test_a_widget_s_difference_follows_the_pointer_as_a_minus_b(tmp_path):
+    """vizattn.show(A, image, diff=B): the browser takes A − B from A's and B's own rows as the pointer moves;
+    opened from its HTML export, the third panel equals query_map(A) − query_map(B) at the hovered pixel."""
+    import vizattn
+
+    w = vizattn.show("criss_cross", "scene:4", pixel=(100, 60), diff="isa")
+    path = w.export(tmp_path, "html")
+    (a, fa), (b, fb) = w.forwards.items()
+    with browser_page(1300, 1000) as page:
+        page.goto(path.as_uri())
+        page.locator("body[data-live='yes'][data-showing='100,60']").wait_for(state="attached", timeout=30_000)
+        assert "red: A attends more" in page.locator("figcaption .sub").nth(2).inner_text()
+        stage = page.locator(".stage").nth(2)
+        box = stage.bounding_box()
+        stage.hover(position={"x": box["width"] * 0.25, "y": box["height"] * 0.7})
+        page.wait_for_function("() => document.body.dataset.showing !== '100,60'", timeout=10_000)
+        y, x = (int(v) for v in page.evaluate("document.body.dataset.showing").split(","))
+        shown = page.evaluate("window.vizattnGrid.maps()")
+        lo, hi = page.locator(".bar .lo").nth(2).inner_text(), page.locator(".bar .hi").nth(2).inner_text()
+    ra, rb = fa.records["head.context"], fb.records["head.context"]
+    gy, gx = cell_of(y, x, fa.shape, ra.grid)
+    want = ra.query_map(gy, gx, ra.default_view) - rb.query_map(gy, gx, rb.default_view)
+    got = np.asarray(shown[2]["map"]).reshape(want.shape)
+    assert np.abs(got - want).max() <= 1e-3 and np.abs(want).max() > 1e-3
+    assert lo.startswith("−") and hi.startswith("+") and lo[1:] == hi[1:]  # a symmetric colorbar around 0

@@ -1,5 +1,6 @@
 """The notebook widget without a browser: it sends the page's own grid args, resolves models and images as the
 CLI does, refuses bad input with one sentence before any widget exists, and exports what the app exports."""
+import io
 import json
 import subprocess
 import sys
@@ -127,3 +128,22 @@ def test_file_borne_names_stay_text_in_the_html(scene):
     made.heading = f"{evil}\n{made.heading}"
     page = made.html().decode()
     assert page.count("</script>") == 3 and "<script>alert" not in page and "<b>" not in page and "<!--" not in page
+
+
+def test_a_difference_widget_shows_a_b_and_a_minus_b_and_exports_vizattn_diff_s_files(tmp_path):
+    import vizattn
+    from vizattn.diff import diff_files
+
+    w = vizattn.show("criss_cross", "scene:4", pixel=(100, 60), diff="isa")
+    args = w._args
+    assert [p["kind"] for p in args["panels"]][2] == "diff" and args["specs"][2] == {
+        "f": "diff", "a": 0, "b": 1, "grid": args["specs"][0]["grid"], "out": args["specs"][0]["out"]}
+    w.pixel = (30, 200)
+    assert w._args["pixel"] == [30, 200] and "(30, 200)" in w._args["title"]
+    npz = np.load(w.export(tmp_path, "npz"))
+    (a, fa), (b, fb) = w.forwards.items()
+    files, _ = diff_files(fa, fb, (a, b), (30, 200), None, (None, None), ("npz",))
+    want = np.load(io.BytesIO(next(iter(files.values()))))
+    np.testing.assert_array_equal(npz["0_a_minus_b"], want["0_a_minus_b"])
+    with pytest.raises(VizattnError, match="without compare"):
+        vizattn.show("criss_cross", "scene:4", diff="isa", compare="gc")

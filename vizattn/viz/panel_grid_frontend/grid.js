@@ -98,6 +98,18 @@ const VizattnGrid = (() => {
     // not the chosen one (a gate under "relative to uniform") or the map is nearly uniform
     function label(f, s, kind) {
       const range = s.range;
+      if (s.diff) {  // A − B: a symmetric diverging scale, its 0 marked where the uniform level goes elsewhere
+        f.grad.style.background = state.relative_colorbar;
+        f.lo.textContent = "−" + weight(range[1]);
+        f.hi.textContent = "+" + weight(range[1]);
+        f.u.hidden = f.ul.hidden = false;
+        f.u.style.left = f.ul.style.left = "50%";
+        f.ul.style.transform = "translateX(-50%)";
+        f.ul.textContent = "0";
+        f.ul.title = f.u.title = "A − B = 0: red where A attends more, blue where B does";
+        f.note.textContent = "";
+        return;
+      }
       f.grad.style.background = s.relative ? state.relative_colorbar : state.colorbar;
       f.lo.textContent = s.relative ? `×1/${VizattnHover.SPAN}` : weight(range[0]);
       f.hi.textContent = s.relative ? `×${VizattnHover.SPAN} (log)` : weight(range[1]) + (state.log ? " (log)" : "");

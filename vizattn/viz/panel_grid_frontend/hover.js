@@ -237,6 +237,23 @@ const VizattnHover = (() => {
     return out;
   }
 
+  // A − B of two maps on one grid (vizattn.diff): diverging around 0 on a symmetric scale ±max|A − B| (the
+  // relative LUT, white at 0), opacity alpha·√(|A − B| / max): where the two agree the photo shows through
+  function difference(a, b, opts) {
+    const d = new Float32Array(a.map.length);
+    let big = 0;
+    for (let i = 0; i < d.length; i++) { d[i] = a.map[i] - b.map[i]; big = Math.max(big, Math.abs(d[i])); }
+    big = Math.max(big, 1e-12);
+    const rgba = new Uint8ClampedArray(d.length * 4), lut = opts.relativeLut;
+    for (let i = 0; i < d.length; i++) {
+      const c = lut[Math.min(255, Math.max(0, Math.floor((0.5 + d[i] / (2 * big)) * 256)))];
+      rgba[4 * i] = c[0]; rgba[4 * i + 1] = c[1]; rgba[4 * i + 2] = c[2];
+      rgba[4 * i + 3] = Math.round(255 * opts.alpha * Math.sqrt(Math.abs(d[i]) / big));
+    }
+    return { map: d, cell: a.cell, range: [-big, big], rgba: rgba, uniform: null, relative: false, at: null,
+             nearly: false, diff: true };
+  }
+
   // the feature-grid cell of image pixel (y, x) of an H×W image (vizattn.explore.cell_of)
   function cellOf(y, x, grid, shape) {
     return [Math.min(grid[0] - 1, Math.floor(y * grid[0] / shape[0])), Math.min(grid[1] - 1, Math.floor(x * grid[1] / shape[1]))];
@@ -247,13 +264,16 @@ const VizattnHover = (() => {
   // colours the maps, opts.relativeLut those drawn relative to uniform
   function draw(specs, T, kinds, shape, y, x, opts) {
     const maps = specs.map(s => {
+      if (s.f === "diff") return null;  // below, from the two maps it subtracts
       const [gy, gx] = cellOf(y, x, s.grid, shape);
       const map = row(s, T, gy, gx);
       return { map: map, cell: [gy, gx], top: top(map, opts.clip) };
     });
     const shared = {};
-    maps.forEach((m, i) => { shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, m.top); });
+    maps.forEach((m, i) => { if (m) shared[kinds[i]] = Math.max(shared[kinds[i]] ?? -Infinity, m.top); });
+    specs.forEach((s, i) => { if (s.f === "diff") maps[i] = difference(maps[s.a], maps[s.b], opts); });
     maps.forEach((m, i) => {
+      if (specs[i].f === "diff") return;
       // 1/N over the map's cells, or 1/tokens where the map is the patch part of a row over more keys (opts.keys)
       m.uniform = kinds[i] === "distribution" ? 1 / ((opts.keys && opts.keys[i]) || m.map.length) : null;
       m.relative = isRelative(opts.norm, m.uniform);
