@@ -38,6 +38,7 @@ def test_criss_cross_minus_isa_on_their_common_grid_with_deltas():
     names = {b.proto.label for b in at.get("download_button")}
     assert names == {"PNG", "NPZ", "JSON"}
     assert "sha256 — A criss_cross:" in texts(at)
+    assert "live difference for (192, 192): 1 pair(s)" in texts(at)  # A, B and A − B follow the pointer too
 
 
 def test_the_difference_follows_the_pinned_pixel():
@@ -58,3 +59,12 @@ def test_one_model_against_itself_says_so():
     at = difference_mode()
     at.selectbox(key="diff_b").select("criss_cross").run()
     assert not at.exception and any("0 everywhere" in i.value for i in at.info)
+
+
+def test_a_click_on_the_live_difference_moves_the_query():
+    at = difference_mode()
+    at.session_state["diff_grid"] = {"y": 40, "x": 300, "panel": 2, "t": 1}  # image pixels, as the grid sends them
+    at.run()
+    assert not at.exception, at.exception
+    assert "diff for (40, 300): criss_cross vs isa" in texts(at)
+    assert "live difference for (40, 300)" in texts(at)

@@ -8,7 +8,7 @@ from vizattn.app.pure import click_pixel, stepped_pixel
 from vizattn.errors import VizattnError
 
 CLICK_KEY = "image_click"
-GRID_KEYS = ("attn_grid", "compare_grid")  # the panel grids: a click on a panel moves the query too
+GRID_KEYS = ("attn_grid", "compare_grid", "diff_grid")  # the panel grids: a click on a panel moves the query too
 
 # The clickable image and the panel grid are two components (two same-origin iframes). This script, run once in
 # the page, hands the pointer's moves over the image to the grid's first panel at the same fraction of the image

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vizattn.app.cache import bundled_model, forward_for
-from vizattn.app.panel_grid import show_grid
+from vizattn.app.cache import bundled_model, cached_photo, forward_for, hover_factors
+from vizattn.app.panel_grid import panel_grid, show_grid
 from vizattn.app.sections import state_marker
 from vizattn.app.sections.statistics import STATISTICS
 from vizattn.bundled import available, model_card
@@ -41,7 +41,7 @@ def kept_choice(label: str, options, key: str, default, **kwargs):
 
 def compare_view(src, pixel, opts):
     if kept_choice("Show", MODES, "compare_mode", MODES[0], radio=True, horizontal=True) == "difference":
-        difference_view(src, pixel)
+        difference_view(src, pixel, opts)
         return
     picked = st.multiselect("Models", attention_models(), default=picked_models())
     st.session_state["compare_picked"] = picked
@@ -66,7 +66,28 @@ def diff_for(key: str, _fw_a, _fw_b, names: tuple[str, str], pixel: tuple[int, i
                         _labels, _instances)
 
 
-def difference_view(src, pixel):
+def live_difference(src, fw_a, fw_b, names: tuple[str, str], pixel, opts) -> bool:
+    """A, B and A − B in the panel grid, following the pointer (the browser subtracts B's rows from A's, as in the
+    notebook widget), or the sentence why not (grids that differ, factors past the budget). Whether it is shown."""
+    from vizattn.diff import live_grid_args, pair_panels
+
+    a, b = names
+    try:
+        flat = [p for pair in pair_panels(fw_a, fw_b, *pixel, None, names) for p in pair]
+        live = hover_factors(f"diff|{a}|{b}|{src.key}|{[(p.module, p.view) for p in flat]}", flat) or False
+        args = live_grid_args(fw_a, fw_b, names, pixel, opts, f"{a} (A) vs {b} (B) at pixel {tuple(pixel)}",
+                              cached_photo(src.key, opts["under"], src.image), live)
+    except VizattnError as err:
+        st.caption(str(err))
+        return False
+    if (st.session_state.get("diff_grid") or {}).get("have") == args["factors_key"]:
+        args["blob"] = None  # the grid holds these factors already
+    panel_grid(**args, key="diff_grid", default=None)
+    state_marker("diff-grid", f"live difference for {tuple(pixel)}: {len(args['panels']) // 3} pair(s)")
+    return True
+
+
+def difference_view(src, pixel, opts):
     """A, B and A − B at the pinned pixel: A and B on one sequential scale, A − B diverging around 0."""
     names = available()  # every bundled model: one without attention is refused with its sentence
     marked = {n: n if model_card(n).get("module") else f"{n} (no attention)" for n in names}
@@ -91,8 +112,10 @@ def difference_view(src, pixel):
         state_marker("diff-state", f"diff refused for {pixel}")
         return
     png = next(data for name, data in files.items() if name.endswith(".png"))
-    st.image(png, caption=f"A: {a} · B: {b} at pixel {pixel}: A and B on one scale, A − B blue below 0, red above",
-             width="stretch")
+    live = live_difference(src, fws[a], fws[b], (a, b), pixel, opts)
+    with st.expander("The figure as exported (PNG)", expanded=not live):
+        st.image(png, caption=f"A: {a} · B: {b} at pixel {pixel}: A and B on one scale, A − B blue below 0, red above",
+                 width="stretch")
     for d in diffs:
         st.markdown(markdown_text(f"{d.a.module} · {d.a.view} (A) − {d.b.module} · {d.b.view} (B): taken {d.where}"))
         if d.stats_a and d.stats_b:
