@@ -29,6 +29,12 @@ def test_to_image_spreads_each_cell_over_its_pixels():
     m = np.arange(6.0).reshape(2, 3)
     up = to_image(m, (4, 6))
     assert up.shape == (4, 6) and (up[:2, :2] == 0).all() and (up[2:, 4:] == 5).all()
+    from vizattn.explore import cell_indices
+
+    rng = np.random.default_rng(0)  # every pixel takes the cell cell_of names, whatever the sizes (a grid larger
+    for grid, shape in (((9, 13), (67, 91)), ((48, 48), (384, 384)), ((8, 8), (5, 3)), ((7, 5), (7, 5))):  # than
+        g = rng.random((*grid, 3))  # the image too), trailing axes carried along
+        np.testing.assert_array_equal(to_image(g, shape), g[np.ix_(*cell_indices(shape, grid))])
 
 
 def test_scale_modes():
@@ -111,7 +117,6 @@ def test_colouring_per_grid_cell_gives_the_pixels_of_colouring_per_pixel(norm, c
     """The page colours its clickable image per grid cell and spreads the cells (`grid=`): every pixel equals the
     per-pixel overlay, on a grid that does not divide the image, with zeros (log's smallest positive), for a
     distribution and a gate."""
-    from vizattn.explore import cell_indices, to_image
     from vizattn.viz.overlay import backdrop, uniform_level
 
     rng = np.random.default_rng(3)
@@ -126,6 +131,6 @@ def test_colouring_per_grid_cell_gives_the_pixels_of_colouring_per_pixel(norm, c
                             box=(21, 29, 28, 35), clip=clip, under="dimmed photo", uniform=u)
         fast = heat_overlay(image, to_image(grid, image.shape[:2]), 0.7, "viridis", norm, pixel=(30, 40),
                             box=(21, 29, 28, 35), clip=clip, under="dimmed photo", uniform=u,
-                            grid=(grid, *cell_indices(image.shape[:2], grid.shape)),
+                            grid=grid,
                             base=backdrop(image, "dimmed photo"))
         np.testing.assert_array_equal(fast, slow)

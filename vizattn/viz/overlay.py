@@ -154,8 +154,8 @@ def heat_overlay(image: np.ndarray, image_map: np.ndarray, alpha: float = 0.6, c
     The blend is weighted by the value itself (opacity alpha·√v), so positions the map ignores keep the
     photo visible instead of being darkened by the colormap's low end. `uniform`: the map's uniform level 1/N on
     its grid (`uniform_level`), which "relative to uniform" needs (None: a gate, drawn 0…1).
-    `grid`: (grid_map, rows, cols) when image_map is grid_map[rows][:, cols] (`vizattn.explore.to_image`): the
-    colours are computed per grid cell and spread, the same pixels at a fraction of the cost for a large image.
+    `grid`: the grid map image_map was spread from (`vizattn.explore.to_image`): the colours are computed per grid
+    cell and spread the same way, the same pixels at a fraction of the cost for a large image.
     `base`: the backdrop already made (`backdrop(image, under)`), when the caller keeps it.
     """
     heat, a = _heat_at_image_size(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform, grid)
@@ -178,16 +178,11 @@ def _heat_at_image_size(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform,
     percentile clip weighs cells by their pixels, so it stays per pixel."""
     if grid is None or (clip < 100 and norm != RELATIVE):
         return heat_layer(image_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
-    grid_map, rows, cols = grid
-    heat, a = heat_layer(grid_map, alpha, cmap, norm, vmax, vmin, clip, uniform)
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    if (np.diff(rows) >= 0).all() and (np.diff(cols) >= 0).all():  # cells in order (cell_indices): repeat each
-        def spread(m):  # cell by its pixel count, 5× faster than indexing 10⁶ pixels
-            m = np.repeat(m, np.bincount(rows, minlength=m.shape[0])[: m.shape[0]], axis=0)
-            return np.repeat(m, np.bincount(cols, minlength=m.shape[1])[: m.shape[1]], axis=1)
-        return spread(heat), spread(np.asarray(a, np.float32))
-    at = np.ix_(rows, cols)
-    return heat[at], a[at]
+    from vizattn.explore import to_image
+
+    heat, a = heat_layer(grid, alpha, cmap, norm, vmax, vmin, clip, uniform)
+    shape = np.shape(image_map)[:2]
+    return to_image(heat, shape), to_image(np.asarray(a, np.float32), shape)
 
 
 def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -33,7 +33,7 @@ def explore(model_key, model_label, model, src, opts):
 
 
 def _explore(model_key, model_label, model, src, opts):
-    from vizattn.explore import cell_indices, panels, unmapped
+    from vizattn.explore import panels, unmapped
 
     if model is None:  # a bundled model, loaded on first use
         model = bundled_model(model_key)
@@ -53,7 +53,7 @@ def _explore(model_key, model_label, model, src, opts):
             shown = heat_overlay(src.image, main.image_map, opts["alpha"], opts["cmap"], opts["norm"],
                                  pixel=(y, x), box=main.cell_box, clip=opts["clip"], under=opts["under"],
                                  uniform=main.uniform,
-                                 grid=(main.grid_map, *cell_indices(fw.shape, main.grid_map.shape)),
+                                 grid=main.grid_map,
                                  base=cached_backdrop(src.key, opts["under"], src.image))
         else:
             shown = label_overlay(src.image, fw.prediction, fw.palette)
