@@ -142,11 +142,10 @@ def cell_centre(gy: int, gx: int, shape: tuple[int, int], grid: tuple[int, int])
 
 def to_image(grid_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Spread each grid cell's value over the image pixels of that cell (nearest, no smoothing): grid_map[rows][:,
-    cols] with `cell_indices`, made by repeating each cell by its pixel count (the indices never decrease), several
-    times faster than indexing every pixel at 1024². Trailing axes (a cell's RGB) are carried along."""
+    cols] with `cell_indices`, taken one axis at a time (1.5–3× faster than indexing every pixel at 1024², for
+    float maps and RGB alike). Trailing axes (a cell's RGB) are carried along."""
     rows, cols = cell_indices(shape, grid_map.shape[:2])
-    out = np.repeat(grid_map, np.bincount(rows, minlength=grid_map.shape[0]), axis=0)
-    return np.repeat(out, np.bincount(cols, minlength=grid_map.shape[1]), axis=1)
+    return np.take(np.take(grid_map, rows, axis=0), cols, axis=1)
 
 
 def unmapped(forward: Forward) -> list[str]:
