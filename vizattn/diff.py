@@ -83,11 +83,12 @@ def pair_panels(fw_a: Forward, fw_b: Forward, y: int, x: int, view: str | None =
 
 
 def live_grid_args(fw_a: Forward, fw_b: Forward, names: tuple[str, str], pixel: tuple[int, int], opts: dict,
-                   title: str = "", base: str | None = None, live=None) -> dict:
+                   title: str = "", base: str | None = None, factors=None) -> dict:
     """The panel grid's args for A, B and A − B, one row of three per module pair, where the browser computes the
     difference from A's and B's own rows as the pointer moves (hover.js `difference`: diverging around 0 on a
-    symmetric scale). `opts`: cmap, norm, alpha, clip, under; `live`: the four panels' factors when the caller keeps
-    them. Refused, in one sentence, where a pair's grids differ or the factors pass the browser's budget."""
+    symmetric scale). `opts`: cmap, norm, alpha, clip, under; `factors(panels)`: the A and B panels' factors, from
+    the caller's cache (default: `live_factors`, packed here). Refused, in one sentence, where a pair's grids
+    differ or the factors pass the browser's budget."""
     from vizattn.viz.panel_grid import grid_args, live_factors
 
     pp = pair_panels(fw_a, fw_b, *pixel, None, names)
@@ -97,7 +98,7 @@ def live_grid_args(fw_a: Forward, fw_b: Forward, names: tuple[str, str], pixel: 
                                f"({pa.grid_map.shape} and {pb.grid_map.shape}); the live difference needs one grid: "
                                "`vizattn diff` takes A − B on the image grid.")
     flat = [p for pair in pp for p in pair]
-    live = live_factors(flat) if live is None else live
+    live = (factors or live_factors)(flat)
     if not live:
         raise VizattnError("These two models' maps are too large for the browser to follow the pointer (or of a kind "
                            "it cannot compute); `vizattn diff` writes A, B and A − B at one pixel.")

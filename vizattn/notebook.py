@@ -63,10 +63,17 @@ def show(model, image, pixel=None, views=None, compare=None, diff=None, **displa
         from vizattn.diff import live_grid_args
 
         (a, fa), (b, fb) = forwards.items()
-        live_grid_args(fa, fb, (a, b), pixel, figure_options(options))
-    else:  # a view no module has, or models without attention: the sentence now, before any widget exists
-        _export(nets, forwards, src, views, figure_options(options), pixel)
-    return Widget(nets, forwards, src, views, options, pixel, diff=diff is not None)
+        packed: dict = {}  # the four panels' factors, packed once here and handed to the widget
+
+        def factors(flat):
+            packed["diff"] = live_factors(flat)
+            return packed["diff"]
+
+        live_grid_args(fa, fb, (a, b), pixel, figure_options(options), factors=factors)
+        return Widget(nets, forwards, src, views, options, pixel, diff=True, live=packed)
+    # a view no module has, or models without attention: the sentence now, before any widget exists
+    _export(nets, forwards, src, views, figure_options(options), pixel)
+    return Widget(nets, forwards, src, views, options, pixel)
 
 
 def _export(nets: dict, forwards: dict, src: ImageSource, views, opts: dict, pixel):
@@ -198,9 +205,9 @@ if anywidget is not None:
         columns = traitlets.Int(0).tag(sync=True)  # 0: as many as the panels, up to 3
 
         def __init__(self, nets: dict, forwards: dict, src: ImageSource, views, options: dict, pixel,
-                     diff: bool = False):
+                     diff: bool = False, live: dict | None = None):
             self.nets, self.forwards, self.src, self.views, self.diff = nets, forwards, src, views, diff
-            self._live, self._photos = {}, {}
+            self._live, self._photos = dict(live or {}), {}  # factors by panels, photo URIs by backdrop
             super().__init__(**options, pixel=tuple(int(v) for v in pixel))
             self._refresh()
             self.observe(lambda _: self._refresh(), names=["pixel", *DISPLAY])
@@ -245,14 +252,17 @@ if anywidget is not None:
 
         def _diff_args(self, base: str) -> dict:
             """A, B and A − B per module pair (vizattn.diff.live_grid_args), the four panels' factors packed once."""
-            from vizattn.diff import live_grid_args, pair_panels
+            from vizattn.diff import live_grid_args
 
             (a, fa), (b, fb) = self.forwards.items()
-            if "diff" not in self._live:
-                self._live["diff"] = live_factors([p for pair in pair_panels(fa, fb, *self.pixel, None, (a, b))
-                                                   for p in pair])
+
+            def factors(flat):  # the four panels' factors do not change with the pixel: packed on the first call
+                if "diff" not in self._live:
+                    self._live["diff"] = live_factors(flat)
+                return self._live["diff"]
+
             title = f"{a} (A) vs {b} (B) at pixel {tuple(self.pixel)} · {self.src.name}"
-            args = live_grid_args(fa, fb, (a, b), self.pixel, self.options, title, base, self._live["diff"])
+            args = live_grid_args(fa, fb, (a, b), self.pixel, self.options, title, base, factors)
             if self.columns > 0:
                 args["columns"] = int(self.columns)
             return args

@@ -69,14 +69,16 @@ def diff_for(key: str, _fw_a, _fw_b, names: tuple[str, str], pixel: tuple[int, i
 def live_difference(src, fw_a, fw_b, names: tuple[str, str], pixel, opts) -> bool:
     """A, B and A − B in the panel grid, following the pointer (the browser subtracts B's rows from A's, as in the
     notebook widget), or the sentence why not (grids that differ, factors past the budget). Whether it is shown."""
-    from vizattn.diff import live_grid_args, pair_panels
+    from vizattn.diff import live_grid_args
 
     a, b = names
+
+    def factors(flat):  # packed once per (models, image, views), as the other grids' (hover_factors)
+        return hover_factors(f"diff|{a}|{b}|{src.key}|{[(p.module, p.view) for p in flat]}", flat)
+
     try:
-        flat = [p for pair in pair_panels(fw_a, fw_b, *pixel, None, names) for p in pair]
-        live = hover_factors(f"diff|{a}|{b}|{src.key}|{[(p.module, p.view) for p in flat]}", flat) or False
         args = live_grid_args(fw_a, fw_b, names, pixel, opts, f"{a} (A) vs {b} (B) at pixel {tuple(pixel)}",
-                              cached_photo(src.key, opts["under"], src.image), live)
+                              cached_photo(src.key, opts["under"], src.image), factors)
     except VizattnError as err:
         st.caption(str(err))
         return False
