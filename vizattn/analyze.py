@@ -149,10 +149,11 @@ def model_name(source: str) -> str:
     return Path(source).stem if os.sep in source or "." in source else source
 
 
-def make_worker(job: Job, plan: Plan):
+def make_worker(job: Job, model_sha256: str | None, model_b_sha256: str | None = None):
+    """The worker of one process or actor: one model, or both of a paired run."""
     if job.model_b is None:
-        return ShardWorker(job, plan.model_sha256)
-    return PairWorker(job, plan.model_sha256, plan.model_b_sha256)
+        return ShardWorker(job, model_sha256)
+    return PairWorker(job, model_sha256, model_b_sha256)
 
 
 # --- shards on disk -------------------------------------------------------------------------------------------
@@ -208,8 +209,7 @@ def _init_process(job: dict, threads: int, model_sha256: str | None, model_b_sha
     import torch
 
     torch.set_num_threads(threads)
-    job = Job(**job)
-    _WORKER = ShardWorker(job, model_sha256) if job.model_b is None else PairWorker(job, model_sha256, model_b_sha256)
+    _WORKER = make_worker(Job(**job), model_sha256, model_b_sha256)
 
 
 def _run_in_process(task):
@@ -224,7 +224,7 @@ class Cancelled(VizattnError):
 def run_local(job: Job, plan: Plan, tasks, out: Path, workers: int, progress) -> None:
     items_of = {shard: items for shard, items, _ in tasks}
     if workers <= 1:
-        worker = make_worker(job, plan)
+        worker = make_worker(job, plan.model_sha256, plan.model_b_sha256)
         for shard, items, first in tasks:
             write_shard(out, plan, shard, items, *worker(shard, items, first))
             progress(1)
@@ -258,9 +258,7 @@ class _RayShards:
         import torch
 
         torch.set_num_threads(threads)
-        job = Job(**job)
-        self.worker = (ShardWorker(job, model_sha256) if job.model_b is None
-                       else PairWorker(job, model_sha256, model_b_sha256))
+        self.worker = make_worker(Job(**job), model_sha256, model_b_sha256)
 
     def __call__(self, batch: dict) -> dict:
         out = {"shard": [], "summary": [], "rows": []}

@@ -37,7 +37,7 @@ def path_model(path: str, mtime: float, head: str | None = None):
 
 @st.cache_data(max_entries=8, show_spinner="Reading the image…")
 def decoded_upload(digest: str, _data: bytes, file_name: str):
-    """An uploaded image decoded once per content (or its refusal), not on every rerun."""
+    """An uploaded image decoded once per content, not on every rerun (a refusal is kept by read_image itself)."""
     return read_image(_data, file_name)  # read_image keeps its refusals by content itself
 
 
