@@ -93,9 +93,9 @@ def live_grid_args(fw_a: Forward, fw_b: Forward, names: tuple[str, str], pixel: 
 
     pp = pair_panels(fw_a, fw_b, *pixel, None, names)
     for pa, pb in pp:
-        if pa.grid_map.shape != pb.grid_map.shape:
+        if pa.grid_shape != pb.grid_shape:
             raise VizattnError(f"{pa.module} of '{names[0]}' and {pb.module} of '{names[1]}' attend on different grids "
-                               f"({pa.grid_map.shape} and {pb.grid_map.shape}); the live difference needs one grid: "
+                               f"({pa.grid_shape} and {pb.grid_shape}); the live difference needs one grid: "
                                "`vizattn diff` takes A − B on the image grid.")
     flat = [p for pair in pp for p in pair]
     live = (factors or live_factors)(flat)
@@ -109,7 +109,7 @@ def live_grid_args(fw_a: Forward, fw_b: Forward, names: tuple[str, str], pixel: 
     shown, specs = [], []
     for k, (pa, _) in enumerate(pp):
         a, b = args["panels"][2 * k], args["panels"][2 * k + 1]
-        h, w = pa.grid_map.shape
+        h, w = pa.grid_shape
         shown += [a, b, dict(title=f"A − B · {pa.module}", kind="diff",
                              subtitle=f"on their common {h}×{w} grid · red: A attends more, blue: B",
                              grid=a["grid"], keys=None)]

@@ -2,6 +2,8 @@
 the `query`/`compare` commands share."""
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +36,31 @@ class Forward:
         return self.image.shape[:2]
 
 
+class MadeOnRead:
+    """A dataclass field given either as its value or as a function of nothing that makes it: the function runs
+    when the field is first read, and its value is kept. A descriptor-typed field without a default (its
+    `__get__` on the class raises AttributeError, as the dataclasses documentation asks)."""
+
+    def __set_name__(self, owner, name):
+        self.name, self.slot = name, f"_{name}_value"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.name)
+        value = obj.__dict__[self.slot]
+        if callable(value):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
+
+    @staticmethod
+    def made(obj, name: str) -> bool:
+        """Whether `obj`'s field `name` holds its value (rather than the function that makes it)."""
+        return not callable(obj.__dict__.get(f"_{name}_value"))
+
+
 @dataclass
 class Panel:
     """One heatmap: a record's view for one query pixel, on the feature grid and at image size."""
@@ -41,8 +68,10 @@ class Panel:
     module: str
     kind: str
     view: str
-    grid_map: np.ndarray  # h×w, as the module computed it
-    image_map: np.ndarray  # H×W, each grid cell's weight spread over the pixels it covers
+    # `panels` gives both maps as what makes them when first read: the browser's grids compute their own rows and
+    # read neither (at 1024² a comparison's 12 maps and spreads cost ~45 ms of a click's server time, more under load)
+    grid_map: np.ndarray = MadeOnRead()  # h×w, as the module computed it
+    image_map: np.ndarray = MadeOnRead()  # H×W, each grid cell's weight spread over the pixels it covers
     cell: tuple[int, int]  # the query's grid cell (gy, gx)
     cell_box: tuple[int, int, int, int]  # its pixels: y0, y1, x0, x1 (exclusive ends)
     pixel: tuple[int, int]
@@ -59,7 +88,14 @@ class Panel:
         of one over more keys (a class token's row), None for a gate (vizattn.viz.overlay.uniform_level)."""
         if self.tokens:
             return 1.0 / self.tokens
-        return 1.0 / self.grid_map.size if self.distribution else None
+        return 1.0 / math.prod(self.grid_shape) if self.distribution else None
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(h, w) of grid_map, without making it where it is not made yet (the record knows its maps' shape)."""
+        if self.record is None or MadeOnRead.made(self, "grid_map"):
+            return tuple(self.grid_map.shape)
+        return self.record.map_shape(self.view)
 
     @property
     def main(self) -> bool:
@@ -153,6 +189,10 @@ def unmapped(forward: Forward) -> list[str]:
     return [r.reason for r in forward.records.values() if getattr(r, "reason", "")]
 
 
+def _spread(grid_map, shape):
+    return lambda: to_image(grid_map(), shape)
+
+
 def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None = None) -> list[Panel]:
     """Every (module, view) heatmap for query pixel (y, x), each module's main view first; `views` picks views
     per module (default: all)."""
@@ -163,13 +203,13 @@ def panels(forward: Forward, y: int, x: int, views: dict[str, list[str]] | None 
         # the main view (effective / all / mean) first, then the steps it is made of
         ordered = sorted(rec.views(), key=lambda v: v != rec.default_view)
         for view in (views or {}).get(name) or ordered:
-            m = rec.query_map(gy, gx, view)
+            grid_map = functools.cache(functools.partial(rec.query_map, gy, gx, view))
             outside = rec.outside_share(gy, gx, view)
             note = rec.note(view)
             if outside > 5e-4:
                 note = " ".join(filter(None, [note, f"{outside:.1%} of this pixel's weight went to {rec.outside_label}."]))
             out.append(Panel(
-                name, rec.kind, view, m, to_image(m, forward.shape), (gy, gx),
+                name, rec.kind, view, grid_map, _spread(grid_map, forward.shape), (gy, gx),
                 cell_box(gy, gx, forward.shape, rec.grid), (y, x), rec.query_independent(view),
                 view in rec.distribution_views, note, outside, rec, rec.tokens(view),
             ))

@@ -161,6 +161,14 @@ class AttentionRecord:
     def _query_map(self, y: int, x: int, view: str, batch: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def map_shape(self, view: str | None = None) -> tuple[int, int]:
+        """(h, w) of `view`'s maps (the keys' grid: the query grid for most kinds, not for AFNB's), measured on the
+        first query's map once per view and kept: a browser grid needs the shape of maps it computes itself."""
+        shapes = self.__dict__.setdefault("_map_shapes", {})
+        if view not in shapes:
+            shapes[view] = tuple(int(v) for v in self.query_map(0, 0, view).shape)
+        return shapes[view]
+
     def tokens(self, view: str) -> int | None:
         """How many keys a uniform row of `view` spreads over when its map shows only part of a distribution (a
         ViT's patches beside its class and register tokens): the uniform level is then 1/tokens, not one over the

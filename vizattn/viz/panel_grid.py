@@ -71,7 +71,7 @@ def grid_args(image: np.ndarray, panels, titles: list[str] | None = None, cmap: 
         clip=float(clip), alpha=float(np.clip(alpha, 0, 1)),
         panels=[dict(title=titles[i] if titles else p.title, subtitle=subtitles[i] if subtitles else "",
                      kind="weights" if p.uniform is None else "distribution", keys=p.tokens,
-                     grid=[int(v) for v in p.grid_map.shape])
+                     grid=[int(v) for v in p.grid_shape])
                 for i, p in enumerate(panels)],
     )
     if live is None:
