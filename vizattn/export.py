@@ -136,13 +136,20 @@ def panel_meta(p: Panel, model: str, sc: dict | None = None) -> dict:
 
 
 def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
-                 sha256: str | None = None, opts: dict | None = None, model=None) -> Export:
+                 sha256: str | None = None, opts: dict | None = None, model=None, layer=None) -> Export:
     """One model's panels at `pixel`, drawn with the display options `opts` (FIGURE_DEFAULTS for any not given).
-    `view` "rollout" or "relevance": the layers composed for the pixel (relevance needs `model`)."""
+    `view` "rollout" or "relevance": the layers composed for the pixel (relevance needs `model`). `layer`: a
+    `vizattn.layers.LayerGroup`, its panels only, with its short titles (the page shows a transformer one layer
+    at a time, and exports what it shows)."""
     from vizattn.analysis.composed import COMPOSED_VIEWS, composed_panel
 
+    titles = None
     if forward.records and view in COMPOSED_VIEWS:
         chosen = [composed_panel(forward, *pixel, view, model)]
+    elif layer is not None:
+        by = {(p.module, p.view): p for p in panels(forward, *pixel)}
+        entries = [e for e in layer.entries if (e.name, e.view) in by]
+        chosen, titles, view = [by[e.name, e.view] for e in entries], [e.title for e in entries], layer.label
     else:
         chosen = [p for p in panels(forward, *pixel) if view is None or p.view == view]
     if not forward.records:
@@ -162,7 +169,7 @@ def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, vie
             "predicted_class": forward.classes[int(forward.prediction[pixel])],
             "confidence_at_pixel": float(forward.confidence[pixel]) if forward.confidence is not None else None,
             "model_sha256": sha256}
-    return Export(forward.image, chosen, [p.title for p in chosen], meta,
+    return Export(forward.image, chosen, titles or [p.title for p in chosen], meta,
                   base_name(model_name, src.name, pixel, view or "all"), heading, opts,
                   f"{model_name} · {view or 'all views'} · {src.name}")
 

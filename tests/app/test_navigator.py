@@ -71,3 +71,49 @@ def test_a_vit_offers_rollout_and_relevance_on_request(loopback):
     assert not at.exception, at.exception
     assert any("relevance for (192, 192)" in m.value for m in at.markdown)
     assert "Chefer" in captions(at) and "went to the class token" in captions(at)
+
+
+
+def _open(at, section: str):
+    at.session_state["section"] = section
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_export_tab_exports_the_layer_the_attention_tab_shows(loopback):
+    """What you see is what you export: a transformer's chosen layer (or its rollout), not every layer's panels."""
+    at = page_with("tests.support.factories:tiny_vit")
+    at.selectbox(key="layer_group").set_value("layer 7").run()
+    at = _open(at, "Export")
+    assert "The current panels (layer 7)" in captions(at)
+    at.button(key="prep_Current panels").click().run()
+    assert not at.exception, at.exception
+    json_button = next(b for b in at.get("download_button") if b.label == "JSON")
+    assert json_button.proto.help.split(":")[0].endswith("_layer-7.json")  # the file is named after the layer
+    at = _open(at, "Attention")
+    at.selectbox(key="layer_group").set_value("rollout (all layers)").run()
+    at = _open(at, "Export")
+    assert "The current panels (rollout (all layers))" in captions(at)
+    json_button = next(b for b in at.get("download_button") if b.label == "JSON")
+    assert json_button.proto.help.split(":")[0].endswith("_rollout.json")
+
+
+def test_a_layer_export_holds_that_layer_s_panels_with_their_short_titles():
+    import json
+
+    from tests.support.factories import tiny_vit
+    from vizattn.explore import panels, run_model
+    from vizattn.export import image_source, query_export
+    from vizattn.layers import layer_groups
+
+    src = image_source("scene:3", 96)
+    fw = run_model(tiny_vit(), src.image)
+    chosen = panels(fw, 40, 50)
+    groups = layer_groups({n: list(dict.fromkeys(p.view for p in chosen if p.module == n)) for n in fw.records})
+    made = query_export("tiny_vit", fw, src, (40, 50), None, layer=groups[7])
+    assert made.titles == ["layer 7 · mean", "layer 7 · head 0", "layer 7 · head 1", "layer 7 · head 2"]
+    assert {p["module"] for p in made.meta["panels"]} == set(groups[7].names) and made.meta["view"] == "layer 7"
+    assert made.stem.endswith("_layer-7")
+    meta = json.loads(made.files(("json",))[f"{made.stem}.json"])
+    assert len(meta["panels"]) == 4 and [p["view"] for p in meta["panels"]] == ["mean", "head0", "head1", "head2"]

@@ -1,6 +1,7 @@
 """The HTML export is the live grid: opened from disk with every request but file: and data: refused, it
 follows the pointer, and a hovered row is the record's own query_map (within 1e-3, as the page's)."""
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,14 @@ def test_a_widget_s_difference_follows_the_pointer_as_a_minus_b(tmp_path):
         y, x = (int(v) for v in page.evaluate("document.body.dataset.showing").split(","))
         shown = page.evaluate("window.vizattnGrid.maps()")
         lo, hi = page.locator(".bar .lo").nth(2).inner_text(), page.locator(".bar .hi").nth(2).inner_text()
+        tip = page.locator(".vizattn-tip div").nth(2).inner_text()  # the value under the pointer, named as what it is
     ra, rb = fa.records["head.context"], fb.records["head.context"]
     gy, gx = cell_of(y, x, fa.shape, ra.grid)
     want = ra.query_map(gy, gx, ra.default_view) - rb.query_map(gy, gx, rb.default_view)
     got = np.asarray(shown[2]["map"]).reshape(want.shape)
     assert np.abs(got - want).max() <= 1e-3 and np.abs(want).max() > 1e-3
     assert lo.startswith("−") and hi.startswith("+") and lo[1:] == hi[1:]  # a symmetric colorbar around 0
+    said = re.fullmatch(r"A − B ([−+])(\S+) · click to pin", tip)  # at the pointer's own cell
+    assert said, tip
+    value = want[gy, gx]
+    assert (said[1] == "−") == (value < 0) and abs(float(said[2]) - abs(value)) <= 5e-3 * abs(value) + 1e-6

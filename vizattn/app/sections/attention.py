@@ -11,7 +11,7 @@ import streamlit as st
 
 from vizattn.app.cache import forward_budget_s, work_guard
 from vizattn.app.panel_grid import show_grid
-from vizattn.app.sections import state_marker
+from vizattn.app.sections import kept_choice, state_marker
 from vizattn.errors import VizattnError
 from vizattn.text import markdown_text
 
@@ -23,11 +23,11 @@ RESIDUAL, FUSION = 0.5, "mean"
 MAX_TOGETHER = 12  # modules without layers are shown together up to this many panels (the bundled zoo: at most 10)
 
 
-def attention_view(model_label, src, chosen, pixel, opts, model=None):
+def layer_options(chosen) -> tuple[list, list[str]]:
+    """The Attention tab's layers for these panels (vizattn.layers), and its selector's options: the layers, then
+    rollout and relevance where they can follow the records."""
     from vizattn.layers import LayerGroup, layer_groups
 
-    if not chosen:
-        return
     records = {p.module: p.record for p in chosen}
     # each module's main view first, as everywhere on the page (panels() orders them so)
     groups = layer_groups({n: list(dict.fromkeys(p.view for p in chosen if p.module == n)) for n in records})
@@ -35,12 +35,29 @@ def attention_view(model_label, src, chosen, pixel, opts, model=None):
         # a few modules without layers (ANN's AFNB and APNB, a head or two): all on one screen, as before
         groups = [LayerGroup("all modules", tuple(n for g in groups for n in g.names),
                              tuple(e for g in groups for e in g.entries))]
-    options = [g.label for g in groups] + ([ROLLOUT, RELEVANCE] if _followable(records) else [])
+    return groups, [g.label for g in groups] + ([ROLLOUT, RELEVANCE] if _followable(records) else [])
+
+
+def shown_layer(chosen):
+    """What the Attention tab shows for these panels, opened or not: (its choice, the layer's group or None for
+    rollout and relevance, whether there is a choice at all)."""
+    groups, options = layer_options(chosen)
+    kept = st.session_state.get(f"{LAYER_KEY}_kept")
+    choice = kept if kept in options else options[0]
+    group = groups[options.index(choice)] if options.index(choice) < len(groups) else None
+    return choice, group, len(options) > 1
+
+
+def attention_view(model_label, src, chosen, pixel, opts, model=None):
+    if not chosen:
+        return
+    records = {p.module: p.record for p in chosen}
+    groups, options = layer_options(chosen)
     choice = options[0]
     if len(options) > 1:
-        choice = st.selectbox("Layer", options, key=LAYER_KEY,
-                              help="The model's attention one layer at a time: its heads and their mean. Rollout and "
-                                   "relevance follow the query pixel back through every layer.")
+        choice = kept_choice("Layer", options, LAYER_KEY, options[0],
+                             help="The model's attention one layer at a time: its heads and their mean. Rollout and "
+                                  "relevance follow the query pixel back through every layer.")
     if choice == ROLLOUT:
         _rollout_view(records, src, pixel, opts)
     elif choice == RELEVANCE:

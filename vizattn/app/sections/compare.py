@@ -6,7 +6,7 @@ import streamlit as st
 
 from vizattn.app.cache import bundled_model, cached_photo, forward_for, hover_factors
 from vizattn.app.panel_grid import panel_grid, show_grid
-from vizattn.app.sections import state_marker
+from vizattn.app.sections import kept_choice, state_marker
 from vizattn.app.sections.statistics import STATISTICS
 from vizattn.bundled import available, model_card
 from vizattn.errors import REFUSALS, VizattnError
@@ -27,16 +27,6 @@ def picked_models() -> list[str]:
 
 def compare_forwards(src, picked) -> dict:
     return {n: forward_for(n, src.key, bundled_model(n), src.image) for n in picked}
-
-
-def kept_choice(label: str, options, key: str, default, **kwargs):
-    """A radio or selectbox whose choice survives the tab being closed (kept under `key`_kept)."""
-    kept = st.session_state.get(f"{key}_kept", default)
-    index = options.index(kept) if kept in options else 0
-    widget = st.radio if kwargs.pop("radio", False) else st.selectbox
-    value = widget(label, options, index=index, key=key, **kwargs)
-    st.session_state[f"{key}_kept"] = value
-    return value
 
 
 def compare_view(src, pixel, opts):

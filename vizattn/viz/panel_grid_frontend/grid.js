@@ -165,8 +165,11 @@ const VizattnGrid = (() => {
       const [gy, gx] = VizattnHover.cellOf(at[0], at[1], s.grid, state.shape);
       const v = s.map[gy * s.grid[1] + gx];
       const ratio = s.uniform ? ` (×${(v / s.uniform).toPrecision(2)} uniform)` : "";
-      const lines = [state.panels[f.index].title, `pixel (${at[0]}, ${at[1]}) · cell (${gy}, ${gx})`,
-                     hovering ? `its own weight ${v.toPrecision(3)}${ratio} · click to pin` : `weight ${v.toPrecision(4)}${ratio}`];
+      const pin = hovering ? " · click to pin" : "";
+      // a difference panel holds A's weight minus B's there, not a weight of its own
+      const value = state.panels[f.index].kind === "diff" ? `A − B ${v < 0 ? "−" : "+"}${Math.abs(v).toPrecision(3)}${pin}`
+        : hovering ? `its own weight ${v.toPrecision(3)}${ratio}${pin}` : `weight ${v.toPrecision(4)}${ratio}`;
+      const lines = [state.panels[f.index].title, `pixel (${at[0]}, ${at[1]}) · cell (${gy}, ${gx})`, value];
       tip.textContent = "";
       lines.forEach(t => { const d = document.createElement("div"); d.textContent = t; tip.appendChild(d); });
       tip.hidden = false;
