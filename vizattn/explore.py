@@ -42,7 +42,7 @@ class MadeOnRead:
     `__get__` on the class raises AttributeError, as the dataclasses documentation asks)."""
 
     def __set_name__(self, owner, name):
-        self.name, self.slot = name, f"_{name}_value"
+        self.name, self.slot = name, MadeOnRead._slot(name)
 
     def __get__(self, obj, owner=None):
         if obj is None:
@@ -58,7 +58,11 @@ class MadeOnRead:
     @staticmethod
     def made(obj, name: str) -> bool:
         """Whether `obj`'s field `name` holds its value (rather than the function that makes it)."""
-        return not callable(obj.__dict__.get(f"_{name}_value"))
+        return not callable(obj.__dict__.get(MadeOnRead._slot(name)))
+
+    @staticmethod
+    def _slot(name: str) -> str:
+        return f"_{name}_value"  # where an instance keeps the field's value or its maker
 
 
 @dataclass

@@ -30,14 +30,15 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
     from vizattn.export import EXPORT_FORMATS, compare_export, figure_options, query_export
 
     opts = figure_options(shown_options() if opts is None else opts)
-    st.caption(f"The current panels ({current_panels(fw, pixel)}) and the comparison grid, as figures (matplotlib), "
+    shown, choice = current_export(fw, pixel, model)  # the layers and their choice: worked out once per run
+    st.caption(f"The current panels ({shown}) and the comparison grid, as figures (matplotlib), "
                "HTML, NPZ maps and JSON. "
                f"Each file is made when you click it, from what the page shows then: pixel {tuple(pixel)}, "
                f"{opts['cmap']}, {opts['norm']}, clip {opts['clip']:g}, opacity {opts['alpha']:g}, {opts['under']}.")
     picked = picked_models()
     hashes = lambda: {n: bundled_model(n).provenance.sha256 for n in picked}  # noqa: E731
     sections = (("Current panels", st.session_state.get("forward_key"),
-                 lambda: query_export(model_label, fw, src, pixel, **current_export(fw, pixel, model),
+                 lambda: query_export(model_label, fw, src, pixel, **choice,
                                       sha256=model.provenance.sha256, opts=opts)),
                 ("Comparison grid", f"{src.key}|{','.join(picked)}",
                  lambda: compare_export(compare_forwards(src, picked), src, pixel, None, hashes(), opts)))
@@ -61,24 +62,15 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
                                 + (HTML_HELP if fmt == "html" else ""))
 
 
-def current_panels(fw, pixel) -> str:
-    """What the Attention tab shows, in words: a transformer's chosen layer (or rollout, relevance), else its panels."""
-    from vizattn.app.sections.attention import shown_layer
-    from vizattn.explore import panels
-
-    choice, _, several = shown_layer(panels(fw, *pixel))  # maps made only when read: cheap
-    return choice if several else "every module and view"
-
-
-def current_export(fw, pixel, model) -> dict:
-    """query_export's view/layer/model for what the Attention tab shows: one layer of a transformer, or its rollout
-    or relevance, and every panel of a model without layers."""
+def current_export(fw, pixel, model) -> tuple[str, dict]:
+    """What the Attention tab shows, in words, and query_export's view/layer/model for it: one layer of a
+    transformer, or its rollout or relevance, and every panel of a model without layers."""
     from vizattn.app.sections.attention import RELEVANCE, ROLLOUT, shown_layer
     from vizattn.explore import panels
 
-    choice, group, several = shown_layer(panels(fw, *pixel))
+    choice, group, several = shown_layer(panels(fw, *pixel))  # maps made only when read: cheap
     if not several:
-        return {"view": None}
+        return "every module and view", {"view": None}
     if choice in (ROLLOUT, RELEVANCE):
-        return {"view": "rollout" if choice == ROLLOUT else "relevance", "model": model}
-    return {"view": None, "layer": group}
+        return choice, {"view": "rollout" if choice == ROLLOUT else "relevance", "model": model}
+    return choice, {"view": None, "layer": group}
