@@ -6,12 +6,17 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from vizattn.capture import AttentionRecord, capture
+import numpy as np
+
 from vizattn.errors import VizattnError
 from vizattn.model import SegmentationModel, as_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from vizattn.records import AttentionRecord
 
 
 @dataclass
@@ -116,10 +121,20 @@ def model_classes(model: SegmentationModel) -> tuple[list[str], np.ndarray]:
     return list(model.classes), np.asarray(model.palette, np.uint8)
 
 
-@torch.no_grad()
 def run_model(model: torch.nn.Module, image: np.ndarray, progress=None) -> Forward:
     """The single forward pass with capture; every click afterwards only reads the records.
     `progress(done, total)` is called as the forward advances (slide crops of large foreign models)."""
+    import torch  # here, not above: the page's first screen (vizattn.opening) reads this module before PyTorch
+
+    with torch.no_grad():
+        return _run_model(model, image, progress)
+
+
+def _run_model(model, image: np.ndarray, progress) -> Forward:
+    import torch
+
+    from vizattn.capture import capture
+
     model = as_model(model).eval()
     try:
         with capture(model) as cap:

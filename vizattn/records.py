@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from vizattn.errors import VizattnError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch import nn
 
 
@@ -103,6 +103,9 @@ class AttentionRecord:
     distribution_views = ()
     #: what `outside_share` measures, for the page
     outside_label = "zero padding"
+    #: rows a rollout or relevance can follow from layer to layer (vizattn.analysis.rollout): a foreign
+    #: self-attention's softmax over its own tokens; none of vizattn's own kinds
+    follows_layers = False
     #: max |Δ| between the kept maps · the module's values and the module's own output, at a sample of queries
     #: (set by the foreign observer where it saw both); None: not checked. Plain class attributes, not dataclass
     #: fields, so that subclasses may still declare fields without defaults.
@@ -155,6 +158,8 @@ class AttentionRecord:
 
     def query_map(self, y: int, x: int, view: str | None = None, batch: int = 0) -> np.ndarray:
         """What position (y, x) of the query grid attended, as an (h, w) float array."""
+        import torch  # here, not above: the page reads a kept opening's records before PyTorch is imported
+
         view = self._check(y, x, view, batch)
         return self._query_map(int(y), int(x), view, int(batch)).detach().to("cpu", torch.float64).numpy()
 

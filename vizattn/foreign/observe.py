@@ -74,6 +74,7 @@ class ForeignRecord(AttentionRecord):
 
     family = "distribution"
     outside_label = "the class/register tokens set aside"
+    follows_layers = True
 
     def views(self):
         heads = self.config["heads"]

@@ -22,8 +22,8 @@ BUDGET = 64 * 2**20
 
 
 class Pack:
-    """Tensors appended into one little-endian blob, each once (a view of a record's tensor is keyed by its
-    storage, shape and strides), 4-byte aligned so the browser can view them without copying."""
+    """Tensors (or numpy arrays) appended into one little-endian blob, each once (a view of a record's tensor is
+    keyed by its storage, shape and strides), 4-byte aligned so the browser can view them without copying."""
 
     def __init__(self):
         self.table: list[dict] = []
@@ -34,10 +34,14 @@ class Pack:
     def add(self, t, probability: bool = False) -> int:
         """The index of tensor `t` in the table (float16 if `probability`), appended if new."""
         dtype = "<f2" if probability else "<f4"
-        key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), dtype)
+        if isinstance(t, np.ndarray):  # a kept opening's factors (vizattn.opening), already in the dtype they travel in
+            key = (t.__array_interface__["data"][0], t.shape, t.strides, dtype)
+        else:
+            key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), dtype)
         if key in self._seen:
             return self._seen[key]
-        data = np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype).tobytes()
+        values = t if isinstance(t, np.ndarray) else t.detach().float().cpu().numpy()
+        data = np.ascontiguousarray(values, dtype).tobytes()
         pad = -self.size % 4
         self._parts.append(b"\0" * pad + data)
         self.size += pad

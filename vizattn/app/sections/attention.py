@@ -100,6 +100,8 @@ def verification_lines(records) -> None:
 
 def _followable(records) -> bool:
     """Whether rollout and relevance can follow these records (a transformer's self-attention layers)."""
+    if not any(r.follows_layers for r in records.values()):
+        return False  # asked first: vizattn.analysis.rollout imports PyTorch, which a kept opening has not loaded
     from vizattn.analysis.rollout import layers_of
 
     try:
