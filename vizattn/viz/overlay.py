@@ -1,6 +1,10 @@
 """Compose images server-side: a heatmap over the photo, the query marked, its grid cell outlined."""
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+
 import numpy as np
 
 #: "per-map": each map to its own top; "shared": one top for all maps of one kind (distributions, which sum to 1,
@@ -127,10 +131,41 @@ def backdrop(image: np.ndarray, mode: str = "dimmed photo") -> np.ndarray:
 
 
 def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
-    """[0, 1] array -> H×W×3 uint8 through a matplotlib colormap."""
+    """[0, 1] array -> H×W×3 uint8 through a matplotlib colormap, as matplotlib picks its colours (index ⌊v·N⌋,
+    1 → N−1; below 0 its under colour, above 1 its over colour, NaN its bad colour), from `colormap_table`."""
+    table = colormap_table(name)
+    n = len(table) - 3
+    xa = np.array(values, dtype=None if np.asarray(values).dtype.kind == "f" else np.float64)  # a copy
+    xa *= n
+    xa[xa == n] = n - 1
+    under, over, bad = xa < 0, xa >= n, np.isnan(xa)
+    with np.errstate(invalid="ignore"):
+        index = xa.astype(int)
+    index[under], index[over], index[bad] = n, n + 1, n + 2
+    return table.take(index, axis=0, mode="clip")
+
+
+KEPT_COLORMAPS = Path(__file__).with_name("colormaps.json")  # the page's colormaps, kept: see colormap_table
+
+
+@functools.cache
+def colormap_table(name: str) -> np.ndarray:
+    """(N+3)×3 uint8: the colormap's N colours, then its under, over and bad colours, as matplotlib gives them ×255
+    truncated. The page's colormaps are kept in KEPT_COLORMAPS (written by `matplotlib_table`; a test holds them to
+    matplotlib), so a first screen does not wait for matplotlib's import (≈0.2 s); any other name asks matplotlib."""
+    kept = json.loads(KEPT_COLORMAPS.read_text()) if KEPT_COLORMAPS.is_file() else {}
+    table = np.asarray(kept[name], np.uint8) if name in kept else matplotlib_table(name)
+    table.flags.writeable = False
+    return table
+
+
+def matplotlib_table(name: str) -> np.ndarray:
+    """`colormap_table` from matplotlib itself: integer inputs index its colours; −1, 2 and NaN give the others."""
     from matplotlib import colormaps
 
-    return (colormaps[name](values)[..., :3] * 255).astype(np.uint8)
+    cm = colormaps[name]
+    rgba = np.concatenate([cm(np.arange(cm.N)), cm(np.array([-1.0, 2.0, np.nan]))])
+    return (rgba[:, :3] * 255).astype(np.uint8)
 
 
 def heat_layer(m: np.ndarray, alpha: float = 0.6, cmap: str = "inferno", norm: str = "per-map",
