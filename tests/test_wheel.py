@@ -39,6 +39,7 @@ def test_the_wheel_carries_the_models_and_the_app_but_no_development_tools(insta
     names = zipfile.ZipFile(installed[0]).namelist()
     assert "vizattn/pretrained/criss_cross.safetensors" in names and "vizattn/pretrained/criss_cross.json" in names
     assert "vizattn/app/page.py" in names and "vizattn/viz/panel_grid_frontend/hover.js" in names
+    assert "vizattn/pretrained/opening/criss_cross.safetensors" in names and "vizattn/viz/colormaps.json" in names
     assert not any(n.startswith(("benchmarks/", "tests/")) for n in names)
 
 
@@ -50,12 +51,14 @@ def test_models_and_a_prediction_from_another_folder(installed):
     assert "criss_cross" in out.stdout and "psa_parallel" in out.stdout
     code = ("import numpy as np, vizattn; from vizattn.evaluate import predict; from vizattn.data import "
             "generate_scene; m = vizattn.load('criss_cross'); s = generate_scene(1000000007, (96, 96)); "
-            "p = predict(m, s.image); print(vizattn.__file__); print(float((p == s.labels).mean()))")
+            "p = predict(m, s.image); print(vizattn.__file__); print(float((p == s.labels).mean())); "
+            "from vizattn.opening import read_opening; print(read_opening().pixel == (192, 192))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=elsewhere, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    where, accuracy = out.stdout.split()
+    where, accuracy, opening = out.stdout.split()
     assert where.startswith(str(venv)) and float(accuracy) > 0.5  # the bundled weights, not random ones
+    assert opening == "True"  # the page's kept opening travels with the weights it was written from
 
 
 def test_vizattn_app_serves_from_the_installed_package(installed):

@@ -4,6 +4,8 @@ kept in the one refusal memory the library uses too (`vizattn.errors.REFUSALS`),
 and raised again at once by the next rerun or session."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import streamlit as st
 
@@ -14,8 +16,21 @@ from vizattn.sources import ImageSource, image_source
 from vizattn.viz.panel_grid import live_factors, photo_uri
 
 
+_TORCH_IMPORT = threading.Lock()
+
+
+def import_torch() -> None:
+    """Import PyTorch one thread at a time, before any code that needs it: two sessions' script threads importing it
+    at once can see it half made (its modules import each other, which Python's import locks let through), and the
+    page's first screen leaves PyTorch's import to the first run that needs it. Every loader below and the
+    forward start here; once it is imported, this is a lock and a dict lookup."""
+    with _TORCH_IMPORT:
+        import torch  # noqa: F401
+
+
 @st.cache_resource(max_entries=16, show_spinner="Loading model…")
 def bundled_model(name: str):
+    import_torch()
     from vizattn.zoo import load
 
     return load(name)
@@ -23,6 +38,7 @@ def bundled_model(name: str):
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None = None):
+    import_torch()
     from vizattn.zoo import load
 
     return REFUSALS.run(("upload", digest, head), load, _data, file_name=file_name, head=head)
@@ -30,6 +46,7 @@ def uploaded_model(digest: str, _data: bytes, file_name: str, head: str | None =
 
 @st.cache_resource(max_entries=8, show_spinner="Reading checkpoint…")
 def path_model(path: str, mtime: float, head: str | None = None):
+    import_torch()
     from vizattn.zoo import load
 
     return REFUSALS.run(("path", path, mtime, head), load, path, head=head)
@@ -47,6 +64,7 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
     Large foreign checkpoints report their progress (slide crops) to a bar, gone once the forward is done."""
     from vizattn.explore import run_model
 
+    import_torch()
     REFUSALS.check(("forward", model_key, image_key))  # refused before: at once, without waiting for a turn
     bar = st.empty()
     try:
@@ -57,9 +75,11 @@ def forward_for(model_key: str, image_key: str, _model, _image: np.ndarray):
                 bar.progress(done / max(1, total), text=f"Running the model on this image: step {done} of {total}")
 
             # a rerun does not spend the budget again on a forward that was refused
-            return REFUSALS.run(("forward", model_key, image_key), run_model, _model, _image, progress)
+            fw = REFUSALS.run(("forward", model_key, image_key), run_model, _model, _image, progress)
     finally:
         bar.empty()
+    _live().add((model_key, image_key))
+    return fw
 
 
 @st.cache_resource
@@ -79,11 +99,31 @@ def forward_budget_s() -> float:
         return FORWARD_BUDGET_S
 
 
-def prepare_default(model: str = "criss_cross", spec: str = "scene:1000000007", size: int = 384) -> None:
-    """Load the default model and run its first forward into the caches the page reads (`vizattn app`'s warm-up,
-    called once Streamlit's runtime exists, so the caches are the page's own)."""
-    src = scene(spec, size)  # the same keys the page asks with, so its first run finds both done
-    forward_for(model, src.key, bundled_model(model), src.image)
+@st.cache_resource
+def _live() -> set:
+    """(model key, image key) of every forward run live in this server process (kept or evicted since)."""
+    return set()
+
+
+@st.cache_resource(show_spinner=False)
+def kept_opening():
+    """The opening kept in the package (vizattn.opening), read once per server process; None where there is none
+    for the bundled weights at hand."""
+    from vizattn.opening import read_opening
+
+    return read_opening()
+
+
+def opening_forward(model_key: str, src: ImageSource, pixel: tuple[int, int]):
+    """The kept opening's forward where it can draw this run (the bundled model and scene it was written from, at
+    its pixel) and the live forward is not ready yet; else None. The page then draws its first screen without
+    PyTorch, and runs the live forward once the browser holds that screen."""
+    if (model_key, src.key) in _live():
+        return None
+    opening = kept_opening()
+    if opening is None or model_key != opening.model or src.key != opening.image_key or tuple(pixel) != opening.pixel:
+        return None
+    return opening.forward(src.image)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vizattn.app.cache import decoded_upload, path_model, scene, uploaded_model
+from vizattn.app.cache import decoded_upload, import_torch, path_model, scene, uploaded_model
 from vizattn.app.pure import LOOPBACK, is_loopback_request, provenance_line
 from vizattn.bundled import available, model_card
 from vizattn.errors import VizattnError
@@ -99,6 +99,8 @@ def _foreign_model(source: str, names: list[str]):
     loaded last stays while its file or path is given (a refused replacement says so and keeps it); with nothing
     given, the bundled default is shown, labelled as such: never a model of another source."""
     from vizattn.io import MAX_CHECKPOINT_BYTES
+
+    import_torch()  # vizattn.models imports PyTorch
     from vizattn.models.segmenter import HEADS
 
     head = st.sidebar.selectbox("Head (plain state dicts of our architecture only)", ["from the keys", *HEADS],

@@ -196,45 +196,25 @@ APP_SETTINGS = {  # what .streamlit/config.toml says for `streamlit run app.py` 
 }
 
 
-def _app(args) -> None:
-    """Start the page from the installed package. PyTorch and the default model are prepared in a thread while
-    Streamlit's server starts, so the first map does not wait for them after the page has drawn."""
-    import threading
+def _opening(args) -> None:
+    from vizattn.opening import write_opening
 
+    path = write_opening()
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+def _app(args) -> None:
+    """Start the page from the installed package. Its first screen is the kept opening (vizattn.opening), drawn
+    without PyTorch; the page imports PyTorch and runs the default model once that screen is in the browser
+    (importing it here, beside the server's start, held the GIL and delayed the page's own websocket)."""
     try:
         from streamlit.web import cli as streamlit_cli
     except ImportError:
         raise VizattnError("`vizattn app` needs Streamlit: pip install 'vizattn[app]' (or requirements.txt).") from None
     page = Path(__file__).resolve().parents[1] / "app" / "page.py"
-    threading.Thread(target=_prepare_default_model, name="vizattn-warm-up", daemon=True).start()
     settings = {**APP_SETTINGS, "server.port": args.port, "server.address": args.address}
     sys.argv = ["streamlit", "run", str(page), *(f"--{k}={v}" for k, v in settings.items())]
     streamlit_cli.main(prog_name="streamlit")
-
-
-def _prepare_default_model() -> None:
-    """PyTorch and the model code are imported at once, beside the server's own start; the default model's load
-    and first forward go into the page's caches once Streamlit's runtime exists (caches made before it would be
-    another process-wide store)."""
-    try:
-        import time
-
-        from streamlit.runtime import Runtime
-
-        import vizattn.explore  # noqa: F401 (imports PyTorch and the model code)
-        import vizattn.zoo  # noqa: F401
-
-        for _ in range(600):  # the page's caches are made with the runtime: wait for it (a minute at most)
-            if Runtime.exists():
-                break
-            time.sleep(0.1)
-        else:
-            return
-        from vizattn.app.cache import prepare_default
-
-        prepare_default()
-    except Exception:  # a warm-up only: the page loads the model itself and says what went wrong
-        pass
 
 
 def add_commands(sub) -> None:
@@ -311,6 +291,10 @@ def add_commands(sub) -> None:
     an.set_defaults(func=_analyze)
 
     sub.add_parser("models", help="the bundled models and their held-out quality").set_defaults(func=_models)
+
+    op = sub.add_parser("opening", help="write the page's kept opening (its first screen, drawn before PyTorch is "
+                                        "imported) from the bundled default model: after retraining it")
+    op.set_defaults(func=_opening)
 
     ap = sub.add_parser("app", help="start the page (Streamlit) from the installed package, on this machine only")
     ap.add_argument("--port", type=bounded(1024, 65535), default=8501)

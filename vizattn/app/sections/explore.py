@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from vizattn.app.cache import bundled_model, cached_backdrop, forward_for, prediction_pngs
+from vizattn.app.cache import bundled_model, cached_backdrop, forward_for, opening_forward, prediction_pngs
 from vizattn.app.errors import one_sentence
 from vizattn.app.pure import domain_warning, has_truth, side_by_side_css
 from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
@@ -35,11 +35,16 @@ def explore(model_key, model_label, model, src, opts):
 def _explore(model_key, model_label, model, src, opts):
     from vizattn.explore import panels, unmapped
 
-    if model is None:  # a bundled model, loaded on first use
-        model = bundled_model(model_key)
-    fw = forward_for(model_key, src.key, model, src.image)
+    y, x = current_pixel(src.image.shape[:2])  # a forward's shape is its image's
+    # the first screen (the Attention tab at the default pixel) from the kept opening while the live forward is
+    # not ready: no PyTorch import stands between the server's start and the first map
+    fw = opening_forward(model_key, src, (y, x)) if model is None and _attention_open() else None
+    kept = fw is not None
+    if not kept:
+        if model is None:  # a bundled model, loaded on first use
+            model = bundled_model(model_key)
+        fw = forward_for(model_key, src.key, model, src.image)
     st.session_state["forward_key"] = f"{model_key}|{src.key}"
-    y, x = current_pixel(fw.shape)
     chosen = panels(fw, y, x) if fw.records else []
     main = chosen[0] if chosen else None  # the first module's main view: panels() puts main views first
     truth = has_truth(src.labels, fw.classes, SCENE_CLASSES)  # generated scenes carry our classes
@@ -83,7 +88,8 @@ def _explore(model_key, model_label, model, src, opts):
                     "attention modules with `vizattn.capture(model, modules=[...])` in Python.")
         for reason in unmapped(fw):
             st.caption(reason)
-        if model.provenance.scene_trained and src.labels is None:  # a photograph through a model of generated scenes
+        # a photograph through a model of generated scenes (an upload of the kept opening's scene loads the model)
+        if src.labels is None and (model or bundled_model(model_key)).provenance.scene_trained:
             st.warning(domain_warning())
         tabs = st.tabs(SECTIONS, key="section", on_change="rerun")  # lazy: only the open tab runs
         views = (lambda: attention_view(model_label, src, chosen, (y, x), opts, model),
@@ -96,6 +102,17 @@ def _explore(model_key, model_label, model, src, opts):
             if tab.open:
                 with tab:
                     view()
+    if kept and (st.session_state.get("attn_grid") or {}).get("have"):
+        # the browser holds the first screen (the grid said so, which reran this fragment): now the live forward,
+        # PyTorch's import included, so that the next click finds it ready. In this script thread, after the screen
+        # is sent: a thread of its own would import PyTorch beside other runs' imports, which Python cannot do
+        # safely for a package with circular imports like PyTorch's.
+        forward_for(model_key, src.key, bundled_model(model_key), src.image)
+
+
+def _attention_open() -> bool:
+    """Whether this run draws the Attention tab (the tabs' kept state: the first tab until another is opened)."""
+    return st.session_state.get("section") in (None, SECTIONS[0])
 
 
 def legend(fw) -> None:
