@@ -23,8 +23,8 @@ def grid_titles(at) -> list[str]:
     """The panel titles the grid component was last sent (AppTest shows a custom component as an unknown element)."""
     import json
 
-    sent = [json.loads(el.proto.json_args) for el in _walk(at._tree)
-            if getattr(el, "type", "") == "component_instance"]
+    sent = [json.loads(json.loads(el.proto.json_args)["args"]) for el in _walk(at._tree)  # one JSON string
+            if getattr(el, "type", "") == "component_instance" and "vizattn_panel_grid" in el.proto.component_name]
     return [p["title"] for p in sent[-1]["panels"]] if sent else []
 
 

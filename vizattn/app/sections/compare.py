@@ -74,7 +74,7 @@ def live_difference(src, fw_a, fw_b, names: tuple[str, str], pixel, opts) -> boo
         return False
     if (st.session_state.get("diff_grid") or {}).get("have") == args["factors_key"]:
         args["blob"] = None  # the grid holds these factors already
-    panel_grid(**args, key="diff_grid", default=None)
+    panel_grid(args, "diff_grid")
     state_marker("diff-grid", f"live difference for {tuple(pixel)}: {len(args['panels']) // 3} pair(s)")
     return True
 

@@ -18,6 +18,9 @@ Object.defineProperty(window, "vizattnFactorBytes", { get: () => grid.factorByte
 window.pin = grid.pin;
 
 window.addEventListener("message", e => {
-  if (e.data && e.data.type === "streamlit:render") grid.render(e.data.args);
+  // the page sends the grid's JSON as one string (vizattn/app/panel_grid.py) and the factors as bytes beside it
+  if (e.data && e.data.type === "streamlit:render") {
+    grid.render(Object.assign(JSON.parse(e.data.args.args), { blob: e.data.args.blob }));
+  }
 });
 send("streamlit:componentReady", { apiVersion: 1 });
