@@ -187,6 +187,7 @@ def test_the_opening_is_asked_only_for_its_model_image_and_pixel_until_the_live_
 
     src, opening, _, _ = both
     _live.clear()
+    forward_for.clear()  # as in a fresh server: no forward run yet (other tests of this process may have run one)
     kept = opening_forward(MODEL, src, opening.pixel)
     assert kept is not None and kept.records["head.context"].__class__.__name__ == "KeptRecord"
     assert opening_forward(MODEL, src, (0, 0)) is None and opening_forward("isa", src, opening.pixel) is None
