@@ -14,7 +14,7 @@ from vizattn.errors import VizattnError
 from vizattn.explore import panels, run_model
 from vizattn.opening import MODEL, SCENE, SIZE, read_opening
 from vizattn.sources import image_source
-from vizattn.viz.hover import Pack
+from vizattn.viz.hover import Pack, unpack
 from vizattn.viz.panel_grid import grid_args, live_factors
 from vizattn.zoo import load
 
@@ -29,11 +29,6 @@ def both():
     assert opening is not None, "no kept opening for the bundled weights: run `vizattn opening`"
     assert opening.image_key == src.key, ADVICE
     return src, opening, opening.forward(src.image), run_model(load(MODEL), src.image)
-
-
-def _arrays(blob: bytes, table: list[dict]) -> list[np.ndarray]:
-    return [np.frombuffer(blob, "<" + t["dtype"], int(np.prod(t["shape"])), t["offset"]).reshape(t["shape"])
-            for t in table]
 
 
 def test_the_kept_forward_is_the_live_one(both):
@@ -66,7 +61,7 @@ def test_the_kept_panels_and_grid_are_the_live_ones(both):
     ka, sa, ta, blob_a = live_factors(a)
     kb, sb, tb, blob_b = live_factors(b)
     assert json.dumps(sa, sort_keys=True) == json.dumps(sb, sort_keys=True) and ta == tb and len(blob_a) == len(blob_b)
-    for u, v, t in zip(_arrays(blob_a, ta), _arrays(blob_b, tb), ta):
+    for u, v, t in zip(unpack(ta, blob_a), unpack(tb, blob_b), ta):
         # float16 travels probabilities (a step of at most 4.9e-4): one step apart where float32 rounding differs
         np.testing.assert_allclose(u.astype(np.float64), v, rtol=1e-5, atol=4.9e-4 if t["dtype"] == "f2" else 1e-6)
     # and the grid the page sends, apart from the factors' bytes and their key

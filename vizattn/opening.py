@@ -106,20 +106,15 @@ def path_for(model: str = MODEL, directory: Path = OPENINGS) -> Path:
     return Path(directory) / f"{model}.safetensors"
 
 
-def _spec_out(spec, arrays: dict, seen: dict):
-    """`spec` as JSON, each Factor's tensor put in `arrays` (once per tensor, in the dtype it travels in)."""
+def _spec_out(spec, pack):
+    """`spec` as JSON, each Factor's tensor added to `pack` (vizattn.viz.hover.Pack: once per tensor, in the dtype
+    it travels in) and named by its index there."""
     if isinstance(spec, Factor):
-        t = spec.tensor
-        key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), spec.probability)
-        if key not in seen:
-            seen[key] = f"factor{len(seen)}"
-            arrays[seen[key]] = np.ascontiguousarray(t.detach().float().cpu().numpy(),
-                                                     "<f2" if spec.probability else "<f4")
-        return {"factor": seen[key], "probability": spec.probability}
+        return {"factor": f"factor{pack.add(spec.tensor, spec.probability)}", "probability": spec.probability}
     if isinstance(spec, dict):
-        return {k: _spec_out(v, arrays, seen) for k, v in spec.items()}
+        return {k: _spec_out(v, pack) for k, v in spec.items()}
     if isinstance(spec, (list, tuple)):
-        return [_spec_out(v, arrays, seen) for v in spec]
+        return [_spec_out(v, pack) for v in spec]
     return spec
 
 
@@ -139,6 +134,7 @@ def write_opening(model: str = MODEL, scene: str = SCENE, size: int = SIZE, dire
 
     from vizattn.explore import run_model
     from vizattn.sources import file_sha256, image_source
+    from vizattn.viz.hover import Pack, unpack
     from vizattn.zoo import load
 
     net, src = load(model), image_source(scene, size)
@@ -147,7 +143,7 @@ def write_opening(model: str = MODEL, scene: str = SCENE, size: int = SIZE, dire
     pixel = (h // 2, w // 2)
     arrays = {"prediction": np.ascontiguousarray(fw.prediction), "confidence": np.ascontiguousarray(fw.confidence),
               "palette": np.ascontiguousarray(fw.palette, np.uint8)}
-    seen, records = {}, {}
+    pack, records = Pack(), {}
     for i, (name, rec) in enumerate(fw.records.items()):
         if rec.follows_layers:
             raise VizattnError(f"{name}: an opening keeps no layers for rollout to follow; keep one of vizattn's own "
@@ -168,7 +164,8 @@ def write_opening(model: str = MODEL, scene: str = SCENE, size: int = SIZE, dire
             verified=rec.verified, verified_tolerance=rec.verified_tolerance, verification=rec.verification,
             notes={v: rec.note(v) for v in views}, tokens={v: rec.tokens(v) for v in views},
             outside={v: rec.outside_share(*cell, v) for v in views},
-            specs={v: _spec_out(s, arrays, seen) for v, s in specs.items()})
+            specs={v: _spec_out(s, pack) for v, s in specs.items()})
+    arrays.update((f"factor{i}", a) for i, a in enumerate(unpack(pack.table, pack.blob())))
     meta = dict(format=FORMAT, model=model, sha256=file_sha256(PRETRAINED / f"{model}.safetensors"),
                 image_key=src.key, scene=scene, size=size, pixel=list(pixel), classes=list(fw.classes),
                 records=records)
@@ -180,7 +177,6 @@ def write_opening(model: str = MODEL, scene: str = SCENE, size: int = SIZE, dire
 
 def read_opening(model: str = MODEL, directory: Path = OPENINGS) -> Opening | None:
     """The kept opening of bundled `model`, or None: no file, another format, or weights it was not written from."""
-    from safetensors.numpy import load_file
     from safetensors import safe_open
 
     from vizattn.sources import file_sha256
@@ -191,9 +187,9 @@ def read_opening(model: str = MODEL, directory: Path = OPENINGS) -> Opening | No
         return None
     with safe_open(str(path), "np") as f:
         meta = json.loads((f.metadata() or {}).get("opening", "{}"))
-    if meta.get("format") != FORMAT or meta.get("sha256") != file_sha256(weights):
-        return None
-    arrays = load_file(str(path))
+        if meta.get("format") != FORMAT or meta.get("sha256") != file_sha256(weights):
+            return None
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
     records = {}
     for i, (name, r) in enumerate(meta["records"].items()):
         kept = dict(r, maps={v: arrays[f"map{i}/{v}"] for v in r["views"]},
@@ -202,5 +198,4 @@ def read_opening(model: str = MODEL, directory: Path = OPENINGS) -> Opening | No
             m.flags.writeable = False  # shared by every session that draws the opening
         records[name] = KeptRecord(r["kind"], tuple(r["grid"]), r["batch"], {}, kept=kept)
     return Opening(meta["model"], meta["sha256"], meta["scene"], meta["size"], meta["image_key"], tuple(meta["pixel"]),
-                   arrays["prediction"],
-                   arrays["confidence"], meta["classes"], arrays["palette"], records)
+                   arrays["prediction"], arrays["confidence"], meta["classes"], arrays["palette"], records)

@@ -19,7 +19,7 @@ def panel_grid(args: dict, key: str) -> None:
     (Streamlit tests every list or dict argument for a dataframe, which imports pandas, ≈0.4 s of the first
     screen; a string it passes as it is. main.js parses it.)"""
     rest, blob = split_blob(args)
-    _component(args=json.dumps(rest), blob=blob if args.get("blob") is not None else None, key=key, default=None)
+    _component(args=json.dumps(rest), blob=blob or None, key=key, default=None)
 
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, forwards_key: str,

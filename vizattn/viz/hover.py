@@ -54,6 +54,13 @@ class Pack:
         return b"".join(self._parts)
 
 
+def unpack(table: list[dict], blob: bytes) -> list[np.ndarray]:
+    """The arrays of a pack's `table` in its `blob`, as the browser views them (hover.js `tensors`): read-only
+    views of the blob, in the dtype they travel in."""
+    return [np.frombuffer(blob, "<" + t["dtype"], int(np.prod(t["shape"])), t["offset"]).reshape(t["shape"])
+            for t in table]
+
+
 def packed(spec, pack: Pack):
     """`spec` with every `Factor` replaced by its tensor's index in `pack` (added in the spec's own order)."""
     from vizattn.records import Factor  # records import PyTorch: only once there are records to pack

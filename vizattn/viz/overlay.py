@@ -153,10 +153,15 @@ def colormap_table(name: str) -> np.ndarray:
     """(N+3)×3 uint8: the colormap's N colours, then its under, over and bad colours, as matplotlib gives them ×255
     truncated. The page's colormaps are kept in KEPT_COLORMAPS (written by `matplotlib_table`; a test holds them to
     matplotlib), so a first screen does not wait for matplotlib's import (≈0.2 s); any other name asks matplotlib."""
-    kept = json.loads(KEPT_COLORMAPS.read_text()) if KEPT_COLORMAPS.is_file() else {}
+    kept = _kept_colormaps()
     table = np.asarray(kept[name], np.uint8) if name in kept else matplotlib_table(name)
     table.flags.writeable = False
     return table
+
+
+@functools.cache
+def _kept_colormaps() -> dict:
+    return json.loads(KEPT_COLORMAPS.read_text()) if KEPT_COLORMAPS.is_file() else {}
 
 
 def matplotlib_table(name: str) -> np.ndarray:
