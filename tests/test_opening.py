@@ -112,6 +112,8 @@ def test_an_opening_is_not_used_with_other_weights(tmp_path):
     from vizattn.opening import path_for
 
     assert read_opening(directory=tmp_path) is None  # none kept
+    path_for(directory=tmp_path).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    assert read_opening(directory=tmp_path) is None  # damaged
     src = path_for()
     with safe_open(str(src), "np") as f:
         meta = json.loads(f.metadata()["opening"])

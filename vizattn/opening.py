@@ -176,8 +176,9 @@ def write_opening(model: str = MODEL, scene: str = SCENE, size: int = SIZE, dire
 
 
 def read_opening(model: str = MODEL, directory: Path = OPENINGS) -> Opening | None:
-    """The kept opening of bundled `model`, or None: no file, another format, or weights it was not written from."""
-    from safetensors import safe_open
+    """The kept opening of bundled `model`, or None: no file, a damaged one, another format, or weights it was not
+    written from."""
+    from safetensors import SafetensorError, safe_open
 
     from vizattn.sources import file_sha256
 
@@ -185,11 +186,14 @@ def read_opening(model: str = MODEL, directory: Path = OPENINGS) -> Opening | No
     weights = PRETRAINED / f"{model}.safetensors"
     if not (path.is_file() and weights.is_file()):
         return None
-    with safe_open(str(path), "np") as f:
-        meta = json.loads((f.metadata() or {}).get("opening", "{}"))
-        if meta.get("format") != FORMAT or meta.get("sha256") != file_sha256(weights):
-            return None
-        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = json.loads((f.metadata() or {}).get("opening", "{}"))
+            if meta.get("format") != FORMAT or meta.get("sha256") != file_sha256(weights):
+                return None
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError):  # damaged: the page runs the model for its first screen instead
+        return None
     records = {}
     for i, (name, r) in enumerate(meta["records"].items()):
         kept = dict(r, maps={v: arrays[f"map{i}/{v}"] for v in r["views"]},
