@@ -42,6 +42,7 @@ const VizattnGrid = (() => {
     let factors = null;      // {key, T}: the decoded tensors of the current (model, image)
     let hovering = null;     // [y, x] under the pointer, or null
     let asked = null;        // the factors key last asked for
+    let announce = false;    // new factors decoded: tell the host once they are drawn
     let shown = [];          // what each panel shows now: {map, grid, range, uniform}
     // what every panel shows now (its map, row-major over its grid), for tests that compare it with the records
     const maps = () => shown.map(s => ({ map: Array.from(s.map), grid: s.grid }));
@@ -241,7 +242,7 @@ const VizattnGrid = (() => {
         if (args.blob && args.blob.byteLength) {  // new factors: decode once, and say so (a host may then leave them out)
           factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
           grid.factorBytes = args.blob.byteLength;
-          tell({});
+          announce = true;
         } else {  // the host believes we hold factors we do not (this frame is new): ask for them once
           if (asked !== args.factors_key) { asked = args.factors_key; tell({ need: args.factors_key }); }
           return;
@@ -278,6 +279,9 @@ const VizattnGrid = (() => {
         fitHeight();
         mark("live", live ? "yes" : "no");
         mark("rendered", args.title || "");
+        // the host hears which factors we hold once the panels are drawn: what it does then (a page's rerun, which
+        // on the first screen loads the live model) must not hold back the first frame
+        if (announce) { announce = false; tell({}); }
       });
     }
 

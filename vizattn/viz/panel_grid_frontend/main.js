@@ -17,10 +17,17 @@ window.vizattnPinTimings = grid.pinTimings;
 Object.defineProperty(window, "vizattnFactorBytes", { get: () => grid.factorBytes });
 window.pin = grid.pin;
 
+let last = null;  // the args string and factor bytes of the last render
 window.addEventListener("message", e => {
   // the page sends the grid's JSON as one string (vizattn/app/panel_grid.py) and the factors as bytes beside it
   if (e.data && e.data.type === "streamlit:render") {
-    grid.render(Object.assign(JSON.parse(e.data.args.args), { blob: e.data.args.blob }));
+    const args = e.data.args.args, blob = e.data.args.blob, bytes = blob ? blob.byteLength : 0;
+    // Streamlit sends the same args again as the page around it changes (a frame's height, a theme), and the page
+    // sends them without the factors once we hold them: nothing new to draw, and drawing it again would undo a pin
+    // the page has not heard of yet
+    if (last && last.args === args && (bytes === 0 || bytes === last.bytes)) return;
+    last = { args: args, bytes: Math.max(bytes, last && last.args === args ? last.bytes : 0) };
+    grid.render(Object.assign(JSON.parse(args), { blob: blob }));
   }
 });
 send("streamlit:componentReady", { apiVersion: 1 });
