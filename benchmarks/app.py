@@ -5,22 +5,26 @@ comparison grid of every bundled attention model, for a 384² scene and a 1024²
   after the repaint (hover-follow: `panel_grid_frontend/main.js` keeps these times);
 - click → the page rerun and the grid drawn for the new pixel (the click path, beside it), also timed inside the
   page, from the click to the frame after both;
-- cold start: `streamlit run app.py` launched → healthy → the page usable → the first attention map painted.
+- cold start: `streamlit run app.py` and `vizattn app` launched → healthy → the page usable → the first attention
+  map painted, beside a one-line page and the page's Streamlit widgets alone, with the browser's cache empty and
+  warm.
 
 Prints tables; asserts nothing."""
 from __future__ import annotations
 
+import compileall
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import (app_server, browser_page, marker, open_tab, panel_grid, wait_change,
+from benchmarks.browser import (ROOT, app_server, browser_page, free_port, marker, open_tab, panel_grid, wait_change,
                                    wait_grid, wait_idle)
 
 HEADER = ["image", "panels", "factors MiB", "moves", "hover p50 ms", "hover p90 ms", "hover max ms",
           "pins", "click → pinned p50 ms", "click → pinned p90 ms", "clicks", "click → page p50 ms", "click → page p90 ms"]
-COLD_HEADER = ["started as", "run", "server healthy s", "page usable s", "first map s", "first map ÷ one-line page"]
+COLD_HEADER = ["browser cache", "started as", "run", "server healthy s", "page usable s", "first map s",
+               "÷ one-line page"]
 ONE_LINE = 'import streamlit as st\nst.write("one line")\n'  # the baseline: Streamlit itself, started the same way
 
 
@@ -134,34 +138,49 @@ def _measure(page, label: str, moves: int, clicks: int) -> list:
 
 def cold_start(runs: int = 2) -> list[list]:
     """Seconds from launching the server to: its health check answering, the page usable (the sidebar's model
-    picker shown), the first attention map painted; for `streamlit run app.py`, `vizattn app` and a one-line
-    Streamlit page started the same way in the same run (its first paint: the line shown), interleaved run by run
-    so that a noisy machine weighs on all three alike. The last column: first map ÷ the one-line page's first
-    paint (medians over the runs for the ratio rows)."""
-    rows, firsts = [], {}
+    picker shown), the first attention map painted; for `streamlit run app.py` and `vizattn app`, beside two
+    reference pages started the same way in the same run: a one-line Streamlit page (its first paint: the line
+    shown) and the first screen's Streamlit elements alone (benchmarks/widgets_page.py: its last text drawn), which
+    is what Streamlit's frontend takes for the page's widgets whatever vizattn does. Interleaved run by run, so that
+    a noisy machine weighs on all alike. The last column: the time ÷ the one-line page's (medians for the median
+    rows).
+
+    Twice: with the browser's cache empty ("first visit": each server on a new port, so Streamlit's frontend and
+    each widget's code are fetched from the server just started), and with it warm ("returning": one port for all,
+    each page loaded once before the timed runs), as when a person restarts the app and reloads the tab."""
+    # the page's modules from bytecode, as from an installed wheel (pip compiles it) or a checkout after its first
+    # run: where PYTHONDONTWRITEBYTECODE is set (this machine sets it), each first run would compile ~40 modules again
+    compileall.compile_dir(str(ROOT / "vizattn"), quiet=1)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp, browser_page(1400, 1000) as page:
         one_line = Path(tmp) / "one_line.py"
         one_line.write_text(ONE_LINE)
         variants = (("one-line page", dict(script=one_line), "one line"),
+                    ("widgets alone (no vizattn)", dict(script=Path(__file__).with_name("widgets_page.py")), "all drawn"),
                     ("streamlit run app.py", {}, None), ("vizattn app", dict(vizattn_app=True), None))
-        for run in range(1, runs + 1):
-            for label, how, text in variants:
-                times: dict = {}
-                with app_server(times=times, **how) as url:
-                    healthy = time.perf_counter() - times["launched"]
-                    page.goto(url)
-                    page.get_by_text(text or "Bundled model").first.wait_for(timeout=120_000)
-                    usable = time.perf_counter() - times["launched"]
-                    if text is None:
-                        panel_grid(page).locator("body[data-rendered]").wait_for(state="attached", timeout=120_000)
-                    first = time.perf_counter() - times["launched"]
-                firsts.setdefault(label, []).append(first)
-                rows.append([label, run, healthy, usable, first, ""])
-    base = statistics.median(firsts["one-line page"])
-    for row in rows:
-        row[5] = round(row[4] / base, 2)
-    for label, values in firsts.items():
-        rows.append([f"{label} (median)", "", "", "", statistics.median(values), round(statistics.median(values) / base, 2)])
+        for cache, port in (("first visit", None), ("returning", free_port())):
+            firsts, timed = {}, []
+            for run in range(0 if port else 1, runs + 1):  # returning: run 0 fills the browser's cache, untimed
+                for label, how, text in variants:
+                    times: dict = {}
+                    with app_server(times=times, port=port, **how) as url:
+                        healthy = time.perf_counter() - times["launched"]
+                        page.goto(url)
+                        page.get_by_text(text or "Bundled model").first.wait_for(timeout=120_000)
+                        usable = time.perf_counter() - times["launched"]
+                        if text is None:
+                            panel_grid(page).locator("body[data-rendered]").wait_for(state="attached",
+                                                                                     timeout=120_000)
+                        first = time.perf_counter() - times["launched"]
+                    if run:
+                        firsts.setdefault(label, []).append(first)
+                        timed.append([cache, label, run, healthy, usable, first, ""])
+            base = statistics.median(firsts["one-line page"])
+            for row in timed:
+                row[6] = round(row[5] / base, 2)
+            rows += timed
+            rows += [[cache, f"{label} (median)", "", "", "", statistics.median(values),
+                      round(statistics.median(values) / base, 2)] for label, values in firsts.items()]
     return rows
 
 
