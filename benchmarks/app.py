@@ -142,8 +142,8 @@ def cold_start(runs: int = 2) -> list[list]:
     reference pages started the same way in the same run: a one-line Streamlit page (its first paint: the line
     shown) and the first screen's Streamlit elements alone (benchmarks/widgets_page.py: its last text drawn), which
     is what Streamlit's frontend takes for the page's widgets whatever vizattn does. Interleaved run by run, so that
-    a noisy machine weighs on all alike. The last column: the time ÷ the one-line page's (medians for the median
-    rows).
+    a noisy machine weighs on all alike. The last column: the first map ÷ the one-line page's first paint; the
+    median rows give each column's median over the runs.
 
     Twice: with the browser's cache empty ("first visit": each server on a new port, so Streamlit's frontend and
     each widget's code are fetched from the server just started), and with it warm ("returning": one port for all,
@@ -159,7 +159,7 @@ def cold_start(runs: int = 2) -> list[list]:
                     ("widgets alone (no vizattn)", dict(script=Path(__file__).with_name("widgets_page.py")), "all drawn"),
                     ("streamlit run app.py", {}, None), ("vizattn app", dict(vizattn_app=True), None))
         for cache, port in (("first visit", None), ("returning", free_port())):
-            firsts, timed = {}, []
+            seconds, timed = {}, []  # label -> [(healthy, usable, first map)] per run
             for run in range(0 if port else 1, runs + 1):  # returning: run 0 fills the browser's cache, untimed
                 for label, how, text in variants:
                     times: dict = {}
@@ -173,14 +173,15 @@ def cold_start(runs: int = 2) -> list[list]:
                                                                                      timeout=120_000)
                         first = time.perf_counter() - times["launched"]
                     if run:
-                        firsts.setdefault(label, []).append(first)
+                        seconds.setdefault(label, []).append((healthy, usable, first))
                         timed.append([cache, label, run, healthy, usable, first, ""])
-            base = statistics.median(firsts["one-line page"])
+            base = statistics.median(first for _, _, first in seconds["one-line page"])
             for row in timed:
                 row[6] = round(row[5] / base, 2)
             rows += timed
-            rows += [[cache, f"{label} (median)", "", "", "", statistics.median(values),
-                      round(statistics.median(values) / base, 2)] for label, values in firsts.items()]
+            for label, values in seconds.items():
+                medians = [statistics.median(column) for column in zip(*values)]
+                rows.append([cache, f"{label} (median)", "", *medians, round(medians[2] / base, 2)])
     return rows
 
 
