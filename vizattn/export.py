@@ -136,16 +136,17 @@ def panel_meta(p: Panel, model: str, sc: dict | None = None) -> dict:
 
 
 def query_export(model_name: str, forward: Forward, src: ImageSource, pixel, view: str | None,
-                 sha256: str | None = None, opts: dict | None = None, model=None, layer=None) -> Export:
+                 sha256: str | None = None, opts: dict | None = None, model=None, layer=None, details=None) -> Export:
     """One model's panels at `pixel`, drawn with the display options `opts` (FIGURE_DEFAULTS for any not given).
-    `view` "rollout" or "relevance": the layers composed for the pixel (relevance needs `model`). `layer`: a
+    `view` "rollout" or "relevance": the layers composed for the pixel (relevance needs `model`, or its rows for
+    this pixel in `details`). `layer`: a
     `vizattn.layers.LayerGroup`, its panels only, with its short titles (the page shows a transformer one layer
     at a time, and exports what it shows)."""
     from vizattn.analysis.composed import COMPOSED_VIEWS, composed_panel
 
     titles = None
     if forward.records and view in COMPOSED_VIEWS:
-        chosen = [composed_panel(forward, *pixel, view, model)]
+        chosen = [composed_panel(forward, *pixel, view, model, details)]
     elif layer is not None:
         by = {(p.module, p.view): p for p in panels(forward, *pixel)}
         entries = [e for e in layer.entries if (e.name, e.view) in by]

@@ -99,6 +99,69 @@ def test_the_export_tab_exports_the_layer_the_attention_tab_shows(loopback):
     assert json_button.proto.help.split(":")[0].endswith("_rollout.json")
 
 
+def _counted_relevance(monkeypatch) -> list:
+    """The pixels every relevance backward pass is run for (vizattn.analysis.relevance.relevance_details), from
+    no kept relevance (the server's store, which an earlier test in this process may have filled)."""
+    import vizattn.analysis.relevance as relevance
+    from vizattn.app.sections.attention import _relevance_store
+
+    _relevance_store.clear()
+
+    calls, real = [], relevance.relevance_details
+    monkeypatch.setattr(relevance, "relevance_details", lambda model, image, y, x: calls.append((y, x))
+                        or real(model, image, y, x))
+    return calls
+
+
+def test_the_relevance_export_is_the_attention_tab_s_relevance(loopback, monkeypatch):
+    """Exporting the relevance the Attention tab shows reuses its rows: no second backward pass."""
+    calls = _counted_relevance(monkeypatch)
+    at = page_with("tests.support.factories:tiny_vit")
+    at.selectbox(key="layer_group").set_value("relevance (all layers)").run()
+    at.button(key="relevance_go").click().run()
+    assert not at.exception, at.exception
+    assert calls == [(192, 192)]
+    at = _open(at, "Export")
+    assert "The current panels (relevance (all layers))" in captions(at)
+    at.button(key="prep_Current panels").click().run()
+    assert not at.exception, at.exception
+    json_button = next(b for b in at.get("download_button") if b.label == "JSON")
+    assert json_button.proto.help.split(":")[0].endswith("_relevance.json")
+    assert calls == [(192, 192)]
+
+
+def test_a_relevance_export_waits_its_turn_under_the_work_guard(loopback, monkeypatch):
+    """A relevance not computed yet is a backward pass: the Export tab runs it under the server's work guard, so
+    while another session's model holds the slot past the budget it says so in a sentence and runs nothing."""
+    import threading
+
+    from vizattn.app.cache import work_guard
+
+    monkeypatch.setenv("VIZATTN_FORWARD_BUDGET_S", "1")  # the smallest budget an operator can set
+    calls = _counted_relevance(monkeypatch)
+    at = page_with("tests.support.factories:tiny_vit")
+    at.selectbox(key="layer_group").set_value("relevance (all layers)").run()
+    at = _open(at, "Export")
+    held, release = threading.Event(), threading.Event()
+
+    def other_session():
+        with work_guard(1.0).slot():
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=other_session)
+    other.start()
+    try:
+        assert held.wait(10)
+        at.button(key="prep_Current panels").click().run()
+    finally:
+        release.set()
+        other.join()
+    assert not at.exception, at.exception
+    assert any("busy with another session's model" in e.value for e in at.error)
+    assert calls == []
+
+
 def test_a_layer_export_holds_that_layer_s_panels_with_their_short_titles():
     import json
 

@@ -17,21 +17,24 @@ NOTES = {
 }
 
 
-def composed_panel(forward: Forward, y: int, x: int, view: str, model=None) -> Panel:
+def composed_panel(forward: Forward, y: int, x: int, view: str, model=None, details=None) -> Panel:
     """The `view` ("rollout" or "relevance") of query pixel (y, x) as a Panel on the first layer's grid.
-    Relevance runs a backward pass through `model` on the forward's image."""
+    Relevance runs a backward pass through `model` on the forward's image, unless `details` holds its rows for
+    this pixel already (the page's, computed under its work guard)."""
     from vizattn.analysis.relevance import relevance_details
     from vizattn.analysis.rollout import rollout_details
 
     y, x = check_pixel(y, x, forward.shape)
-    if view == "rollout":
-        r = rollout_details(forward, y, x)
-    elif view == "relevance":
-        if model is None:
-            raise VizattnError("Relevance needs the model itself (a backward pass); give the model.")
-        r = relevance_details(model, forward.image, y, x)
-    else:
+    if view not in COMPOSED_VIEWS:
         raise VizattnError(f"'{view}' is not a composed view; choose one of {', '.join(COMPOSED_VIEWS)}.")
+    if details is not None:
+        r = details
+    elif view == "rollout":
+        r = rollout_details(forward, y, x)
+    elif model is None:
+        raise VizattnError("Relevance needs the model itself (a backward pass); give the model.")
+    else:
+        r = relevance_details(model, forward.image, y, x)
     m = np.asarray(r.map, np.float64)
     total = m.sum()
     grid_map = m / total if total > 0 else m  # a distribution over the patch grid, as the papers normalise it

@@ -157,26 +157,40 @@ def _relevance_store():
     return threading.Lock(), OrderedDict()
 
 
-def _relevance_view(records, src, pixel, opts, model) -> None:
-    from vizattn.analysis.relevance import relevance_details
-
-    key = (st.session_state["forward_key"], tuple(pixel))
+def kept_relevance(pixel):
+    """The relevance rows of this model, image and pixel if a session has computed them, else None."""
     lock, store = _relevance_store()
     with lock:
-        details = store.get(key)
+        return store.get((st.session_state["forward_key"], tuple(pixel)))
+
+
+def relevance_for(model, image, pixel):
+    """The relevance rows of this model, image and pixel: kept ones, or computed now under the server's work guard
+    and budget (a backward pass, as heavy as a forward) and kept for every session (the 32 newest)."""
+    from vizattn.analysis.relevance import relevance_details
+
+    details = kept_relevance(pixel)
+    if details is None:
+        with st.spinner("Computing relevance (one forward and one backward pass)…"):
+            with work_guard(forward_budget_s()).slot(lambda: st.info("Waiting for another session's model to finish…")):
+                details = relevance_details(model, image, *pixel)
+        lock, store = _relevance_store()
+        with lock:
+            store[(st.session_state["forward_key"], tuple(pixel))] = details
+            while len(store) > 32:
+                store.popitem(last=False)
+    return details
+
+
+def _relevance_view(records, src, pixel, opts, model) -> None:
+    details = kept_relevance(pixel)
     if details is None:
         st.caption("Relevance needs a backward pass through the model for this pixel (heavier than a click).")
         if model is None or not st.button(f"Compute relevance for pixel {pixel}", key="relevance_go"):
             if model is None:
                 st.caption("The loaded model is not at hand here, so relevance cannot be computed.")
             return
-        with st.spinner("Computing relevance (one forward and one backward pass)…"):
-            with work_guard(forward_budget_s()).slot(lambda: st.info("Waiting for another session's model to finish…")):
-                details = relevance_details(model, src.image, *pixel)
-        with lock:
-            store[key] = details
-            while len(store) > 32:
-                store.popitem(last=False)
+        details = relevance_for(model, src.image, pixel)
     _show_map(details, records, src, pixel, opts, f"Relevance of pixel {pixel} for the class predicted there, over "
               f"{len(details.layers)} layers.")
     skipped = f" Not followed (no gradient): {', '.join(details.skipped)}." if details.skipped else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from vizattn.app.cache import bundled_model
+from vizattn.app.sections.attention import relevance_for
 from vizattn.app.sections.compare import compare_forwards, picked_models
 from vizattn.errors import VizattnError
 
@@ -37,8 +38,10 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
                f"{opts['cmap']}, {opts['norm']}, clip {opts['clip']:g}, opacity {opts['alpha']:g}, {opts['under']}.")
     picked = picked_models()
     hashes = lambda: {n: bundled_model(n).provenance.sha256 for n in picked}  # noqa: E731
+    # relevance: the Attention tab's rows for this pixel, or a backward pass now under the server's work guard
+    details = (lambda: relevance_for(model, src.image, pixel)) if choice["view"] == "relevance" else (lambda: None)
     sections = (("Current panels", st.session_state.get("forward_key"),
-                 lambda: query_export(model_label, fw, src, pixel, **choice,
+                 lambda: query_export(model_label, fw, src, pixel, **choice, details=details(),
                                       sha256=model.provenance.sha256, opts=opts)),
                 ("Comparison grid", f"{src.key}|{','.join(picked)}",
                  lambda: compare_export(compare_forwards(src, picked), src, pixel, None, hashes(), opts)))
