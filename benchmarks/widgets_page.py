@@ -10,16 +10,17 @@ st.title("vizattn — where did this pixel look?")
 side = st.sidebar
 side.header("Model")
 side.radio("Source", ["bundled", "upload a checkpoint", "a checkpoint path on this machine"], horizontal=True)
-side.selectbox("Bundled model", ["ann", "criss_cross", "danet", "fcn", "gc", "isa", "lesa", "nonlocal", "psa"], index=1)
-side.caption("criss_cross (loops=2) · held-out mIoU 0.000")
-side.caption("Shown: criss_cross, trained on generated scenes.")
+side.selectbox("Bundled model", ["ann", "criss_cross", "danet", "fcn", "gc", "isa", "lesa", "nonlocal", "psa_parallel",
+                                 "psa_parallel_paper", "psa_sequential", "psa_sequential_paper"], index=1)
+side.caption("criss_cross · held-out mIoU 0.785")
+side.caption("Shown: criss_cross — criss_cross head · told by the model card · 9 classes from vizattn's scenes")
 side.header("Image")
 side.radio("Source ", ["sample scene", "scene from a seed", "upload"])
 side.select_slider("Scene size (px)", [256, 384, 512], value=384)
-side.selectbox("Sample", [1000000007, 1000000021], format_func=lambda s: f"scene {s}")
+side.selectbox("Sample", [1000000007, 1000000021, 1000000042], format_func=lambda s: f"scene {s}")
 side.header("Display")
-side.selectbox("Colormap", ["inferno", "viridis", "magma", "plasma", "cividis", "turbo", "gray"])
-side.radio("Under the heatmap", ["photo", "grey photo"], horizontal=True)
+side.selectbox("Colormap", ["inferno", "viridis", "magma", "plasma", "turbo", "gray"])
+side.radio("Under the heatmap", ["dimmed photo", "photo", "heat only"], horizontal=True)
 side.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05)
 side.slider("Contrast: saturate above this percentile", 90.0, 100.0, 100.0, 0.5)
 side.radio("Normalisation", ["per-map", "shared", "log", "log shared", "relative to uniform"])
@@ -33,8 +34,8 @@ with left:
     c2.number_input("x", 0, 383, 192)
     for col, label in zip(st.columns(4), "◀▲▼▶"):
         col.button(label, width="stretch")
-    st.markdown(" ".join(f"<span style='white-space:nowrap'>{c}</span>" for c in ("sky", "road", "car", "person")),
-                unsafe_allow_html=True)
+    legend = ("sky", "building", "road", "sidewalk", "vegetation", "terrain", "car", "person", "pole")
+    st.markdown(" ".join(f"<span style='white-space:nowrap'>{c}</span>" for c in legend), unsafe_allow_html=True)
     with st.expander("Prediction, ground truth and confidence"):
         pass
     st.html("<script>window.widgetsAlone = true;</script>", unsafe_allow_javascript=True)
