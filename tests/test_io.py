@@ -170,3 +170,33 @@ def test_missing_and_oversized_files(tmp_path, monkeypatch):
     (tmp_path / "big.pt").write_bytes(b"x" * 11)
     with pytest.raises(VizattnError, match="larger than"):
         vio.read_checkpoint(tmp_path / "big.pt")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_a_run_file_is_a_sentence_not_a_wait(tmp_path):
+    """A FIFO where a run's file should be (a hostile --out folder, or a folder the Data set tab opens) blocks an
+    open for reading until a writer comes: every reader of vizattn's small files refuses it at once instead."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vizattn.app.sections.dataset import read_file
+    from vizattn.io import read_json_object
+    from vizattn.outputs import read_small
+
+    fifo = tmp_path / "summary.json"
+    os.mkfifo(fifo)
+    reads = {"read_small": lambda: read_small(tmp_path, "summary.json"),
+             "read_json_object": lambda: read_json_object(fifo, "the summary"),
+             "the Data set tab": lambda: read_file(tmp_path, "summary.json")}
+    pool = ThreadPoolExecutor(1)
+    try:
+        for name, read in reads.items():
+            with pytest.raises(VizattnError, match="not a regular file|not a plain file") as refused:
+                pool.submit(read).result(timeout=10)  # a blocked open would time out here instead
+            assert str(fifo) in str(refused.value) or name == "read_json_object", (name, refused.value)
+    finally:
+        try:  # a reader blocked on the FIFO (the bug) returns once a writer opens it: the pool can then end
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        pool.shutdown(wait=True)

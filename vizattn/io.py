@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vizattn.errors import REFUSALS, VizattnError
+from vizattn.outputs import read_bounded
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -67,22 +68,7 @@ def read_json_object(path: Path, what: str, limit: int = 1 << 20, expected: str 
                      fix: str = "fix or remove it") -> dict:
     """A small JSON object from `path`: never through a link, only a regular file, no more than `limit` bytes,
     an object at the top; anything else is one sentence naming `what` the file is."""
-    import errno
-    import os
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError as err:
-        reason = "a symbolic link is refused" if err.errno == errno.ELOOP else (err.strerror or type(err).__name__)
-        raise VizattnError(f"{what} cannot be read ({reason}); {fix}.") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise VizattnError(f"{what} is not a regular file; {fix}.")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise VizattnError(f"{what} is larger than {limit / 2**20:g} MB, far beyond what it should hold; it was not "
-                           f"read: {fix}.")
+    data = read_bounded(path, what, limit, fix)
     try:
         value = json.loads(data)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes

@@ -67,18 +67,31 @@ def replace_into(out: Path, name: str, data: bytes) -> Path:
     return out / name
 
 
-def read_small(folder: Path, name: str, limit: int = 1 << 20) -> bytes:
-    """A small file directly inside `folder`, refused if it is a link, not a plain file or over `limit` bytes."""
-    path = folder / name
+def read_bounded(path: Path, what: str, limit: int = 1 << 20, fix: str = "fix or remove it") -> bytes:
+    """The bytes of a small regular file at `path`: never through a link, never waiting on a FIFO or a device (it
+    is opened without blocking and must be a regular file), at most `limit` bytes; anything else is one sentence
+    naming `what` the file is and what to do (`fix`)."""
+    import errno
+    import stat
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as err:
-        raise VizattnError(f"'{path}' cannot be read ({err.strerror}; a symbolic link is refused); remove it or "
-                           "choose another --out.") from None
+        reason = "a symbolic link is refused" if err.errno == errno.ELOOP else (err.strerror or type(err).__name__)
+        raise VizattnError(f"{what} cannot be read ({reason}); {fix}.") from None
     with os.fdopen(fd, "rb") as f:
-        if not os.path.isfile(path) or os.fstat(f.fileno()).st_size > limit:
-            raise VizattnError(f"'{path}' is not a small plain file vizattn wrote; remove it or choose another --out.")
-        return f.read(limit + 1)
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise VizattnError(f"{what} is not a regular file; {fix}.")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise VizattnError(f"{what} is larger than {limit / 2**20:g} MB, far beyond what it should hold; it was not "
+                           f"read: {fix}.")
+    return data
+
+
+def read_small(folder: Path, name: str, limit: int = 1 << 20) -> bytes:
+    """A small file directly inside `folder` that vizattn wrote (read_bounded)."""
+    return read_bounded(folder / name, f"'{folder / name}'", limit, "remove it or choose another --out")
 
 
 def _plain_name(name: str) -> None:
