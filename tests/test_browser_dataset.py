@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.browser import CHROMIUM, app_server, browser_page, open_tab, wait_idle
+from benchmarks.browser import CHROMIUM, app_server, browser_page, open_tab, wait_grid, wait_idle
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
@@ -39,8 +39,12 @@ def test_an_extremes_row_opens_its_image_at_its_pixel(run_folder):
     with app_server() as url, browser_page(1400, 1000) as page:
         page.goto(url)
         page.get_by_text("Query pixel (192, 192)").wait_for(timeout=120_000)
+        # the first screen whole (its grid drawn, and the live forward that follows it done) before leaving it
+        wait_grid(page, "criss_cross at pixel (192, 192)")
+        wait_idle(page)
         open_tab(page, "Data set")
         field = page.locator(PATH_FIELD)
+        field.wait_for(timeout=120_000)  # leaving the Attention tab runs the live model first (a cold one in CI)
         field.fill(str(run_folder))
         field.press("Enter")
         wait_idle(page)

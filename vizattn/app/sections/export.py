@@ -39,7 +39,8 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
     picked = picked_models()
     hashes = lambda: {n: bundled_model(n).provenance.sha256 for n in picked}  # noqa: E731
     # relevance: the Attention tab's rows for this pixel, or a backward pass now under the server's work guard
-    details = (lambda: relevance_for(model, src.image, pixel)) if choice["view"] == "relevance" else (lambda: None)
+    relevance = choice["view"] == "relevance" and model is not None  # without the model: query_export says so
+    details = (lambda: relevance_for(model, src.image, pixel)) if relevance else (lambda: None)
     sections = (("Current panels", st.session_state.get("forward_key"),
                  lambda: query_export(model_label, fw, src, pixel, **choice, details=details(),
                                       sha256=model.provenance.sha256, opts=opts)),
