@@ -80,10 +80,11 @@ def read_bounded(path: Path, what: str, limit: int = 1 << 20, fix: str = "fix or
         reason = "a symbolic link is refused" if err.errno == errno.ELOOP else (err.strerror or type(err).__name__)
         raise VizattnError(f"{what} cannot be read ({reason}); {fix}.") from None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise VizattnError(f"{what} is not a regular file; {fix}.")
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        data = b"" if info.st_size > limit else f.read(limit + 1)  # refused unread when it says it is too large
+    if info.st_size > limit or len(data) > limit:  # (or grew while read)
         raise VizattnError(f"{what} is larger than {limit / 2**20:g} MB, far beyond what it should hold; it was not "
                            f"read: {fix}.")
     return data

@@ -130,9 +130,10 @@ def test_the_relevance_export_is_the_attention_tab_s_relevance(loopback, monkeyp
     assert calls == [(192, 192)]
 
 
-def test_a_relevance_export_waits_its_turn_under_the_work_guard(loopback, monkeypatch):
-    """A relevance not computed yet is a backward pass: the Export tab runs it under the server's work guard, so
-    while another session's model holds the slot past the budget it says so in a sentence and runs nothing."""
+def test_a_relevance_export_runs_a_backward_pass_only_on_its_button_and_under_the_work_guard(loopback, monkeypatch):
+    """A relevance not computed yet is a backward pass: the Export tab offers a button for it (a rerun alone never
+    starts one) and runs it under the server's work guard, so while another session's model holds the slot past
+    the budget it says so in a sentence and runs nothing."""
     import threading
 
     from vizattn.app.cache import work_guard
@@ -142,6 +143,10 @@ def test_a_relevance_export_waits_its_turn_under_the_work_guard(loopback, monkey
     at = page_with("tests.support.factories:tiny_vit")
     at.selectbox(key="layer_group").set_value("relevance (all layers)").run()
     at = _open(at, "Export")
+    assert "The relevance of pixel (192, 192) is not computed yet" in captions(at)
+    assert not [b for b in at.button if b.key == "prep_Current panels"]  # nothing to export before it is computed
+    at.run()
+    assert calls == []
     held, release = threading.Event(), threading.Event()
 
     def other_session():
@@ -153,13 +158,20 @@ def test_a_relevance_export_waits_its_turn_under_the_work_guard(loopback, monkey
     other.start()
     try:
         assert held.wait(10)
-        at.button(key="prep_Current panels").click().run()
+        at.button(key="export_relevance_go").click().run()
     finally:
         release.set()
         other.join()
     assert not at.exception, at.exception
     assert any("busy with another session's model" in e.value for e in at.error)
     assert calls == []
+    at.button(key="export_relevance_go").click().run()  # the slot free again: computed once, then exportable
+    assert not at.exception, at.exception
+    assert calls == [(192, 192)]
+    at.button(key="prep_Current panels").click().run()
+    json_button = next(b for b in at.get("download_button") if b.label == "JSON")
+    assert json_button.proto.help.split(":")[0].endswith("_relevance.json")
+    assert calls == [(192, 192)]
 
 
 def test_a_layer_export_holds_that_layer_s_panels_with_their_short_titles():

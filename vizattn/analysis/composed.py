@@ -20,14 +20,14 @@ NOTES = {
 def composed_panel(forward: Forward, y: int, x: int, view: str, model=None, details=None) -> Panel:
     """The `view` ("rollout" or "relevance") of query pixel (y, x) as a Panel on the first layer's grid.
     Relevance runs a backward pass through `model` on the forward's image, unless `details` holds its rows for
-    this pixel already (the page's, computed under its work guard)."""
+    this pixel already (the page's, computed under its work guard); rollout ignores `details`."""
     from vizattn.analysis.relevance import relevance_details
     from vizattn.analysis.rollout import rollout_details
 
     y, x = check_pixel(y, x, forward.shape)
     if view not in COMPOSED_VIEWS:
         raise VizattnError(f"'{view}' is not a composed view; choose one of {', '.join(COMPOSED_VIEWS)}.")
-    if details is not None:
+    if view == "relevance" and details is not None:
         r = details
     elif view == "rollout":
         r = rollout_details(forward, y, x)

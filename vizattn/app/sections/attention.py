@@ -157,11 +157,15 @@ def _relevance_store():
     return threading.Lock(), OrderedDict()
 
 
+def _relevance_key(pixel) -> tuple:
+    return st.session_state["forward_key"], tuple(pixel)
+
+
 def kept_relevance(pixel):
     """The relevance rows of this model, image and pixel if a session has computed them, else None."""
     lock, store = _relevance_store()
     with lock:
-        return store.get((st.session_state["forward_key"], tuple(pixel)))
+        return store.get(_relevance_key(pixel))
 
 
 def relevance_for(model, image, pixel):
@@ -173,10 +177,12 @@ def relevance_for(model, image, pixel):
     if details is None:
         with st.spinner("Computing relevance (one forward and one backward pass)…"):
             with work_guard(forward_budget_s()).slot(lambda: st.info("Waiting for another session's model to finish…")):
-                details = relevance_details(model, image, *pixel)
+                details = kept_relevance(pixel)  # another session may have computed them while this one waited
+                if details is None:
+                    details = relevance_details(model, image, *pixel)
         lock, store = _relevance_store()
         with lock:
-            store[(st.session_state["forward_key"], tuple(pixel))] = details
+            store[_relevance_key(pixel)] = details
             while len(store) > 32:
                 store.popitem(last=False)
     return details

@@ -242,6 +242,7 @@ const VizattnGrid = (() => {
         if (args.blob && args.blob.byteLength) {  // new factors: decode once, and say so (a host may then leave them out)
           factors = { key: args.factors_key, T: VizattnHover.tensors(args.blob, args.table) };
           grid.factorBytes = args.blob.byteLength;
+          asked = null;  // held now: should the host later leave out factors we do not hold, we ask again
           announce = true;
         } else {  // the host believes we hold factors we do not (this frame is new): ask for them once
           if (asked !== args.factors_key) { asked = args.factors_key; tell({ need: args.factors_key }); }

@@ -26,8 +26,9 @@ window.addEventListener("message", e => {
     // sends them without the factors once we hold them: nothing new to draw, and drawing it again would undo a pin
     // the page has not heard of yet
     if (last && last.args === args && (bytes === 0 || bytes === last.bytes)) return;
-    last = { args: args, bytes: Math.max(bytes, last && last.args === args ? last.bytes : 0) };
+    const held = Math.max(bytes, last && last.args === args ? last.bytes : 0);
     grid.render(Object.assign(JSON.parse(args), { blob: blob }));
+    last = { args: args, bytes: held };  // only once drawn: args that failed to draw are drawn again when re-sent
   }
 });
 send("streamlit:componentReady", { apiVersion: 1 });
