@@ -188,15 +188,27 @@ def relevance_for(model, image, pixel):
     return details
 
 
-def _relevance_view(records, src, pixel, opts, model) -> None:
+def relevance_on_request(model, image, pixel, key: str):
+    """The relevance rows of this pixel: kept ones, or on the button `key` a backward pass under the server's work
+    guard (never on a mere rerun); None until then, said in a sentence (the Attention and Export tabs)."""
     details = kept_relevance(pixel)
     if details is None:
-        st.caption("Relevance needs a backward pass through the model for this pixel (heavier than a click).")
-        if model is None or not st.button(f"Compute relevance for pixel {pixel}", key="relevance_go"):
-            if model is None:
-                st.caption("The loaded model is not at hand here, so relevance cannot be computed.")
-            return
-        details = relevance_for(model, src.image, pixel)
+        st.caption(f"The relevance of pixel {tuple(pixel)} is not computed yet: a backward pass through the model "
+                   "(one forward and one backward pass, heavier than a click).")
+        if model is None:
+            st.caption("The loaded model is not at hand here, so relevance cannot be computed.")
+        elif st.button(f"Compute relevance for pixel {tuple(pixel)}", key=key):
+            try:
+                details = relevance_for(model, image, pixel)
+            except VizattnError as err:  # the server busy past the budget, or the budget spent
+                st.error(str(err))
+    return details
+
+
+def _relevance_view(records, src, pixel, opts, model) -> None:
+    details = relevance_on_request(model, src.image, pixel, "relevance_go")
+    if details is None:
+        return
     _show_map(details, records, src, pixel, opts, f"Relevance of pixel {pixel} for the class predicted there, over "
               f"{len(details.layers)} layers.")
     skipped = f" Not followed (no gradient): {', '.join(details.skipped)}." if details.skipped else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from vizattn.app.cache import bundled_model
-from vizattn.app.sections.attention import kept_relevance, relevance_for
+from vizattn.app.sections.attention import relevance_on_request
 from vizattn.app.sections.compare import compare_forwards, picked_models
 from vizattn.errors import VizattnError
 
@@ -38,16 +38,17 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
                f"{opts['cmap']}, {opts['norm']}, clip {opts['clip']:g}, opacity {opts['alpha']:g}, {opts['under']}.")
     picked = picked_models()
     hashes = lambda: {n: bundled_model(n).provenance.sha256 for n in picked}  # noqa: E731
-    details = _relevance(model, src, pixel) if choice["view"] == "relevance" else None
+    relevance = choice["view"] == "relevance"
+    details = relevance_on_request(model, src.image, pixel, "export_relevance_go") if relevance else None
     sections = (("Current panels", st.session_state.get("forward_key"),
-                 None if choice["view"] == "relevance" and details is None else
+                 None if relevance and details is None else
                  lambda: query_export(model_label, fw, src, pixel, **choice, details=details,
                                       sha256=model.provenance.sha256, opts=opts)),
                 ("Comparison grid", f"{src.key}|{','.join(picked)}",
                  lambda: compare_export(compare_forwards(src, picked), src, pixel, None, hashes(), opts)))
     for title, scope, make in sections:
         if make is None:
-            continue  # the relevance of this pixel is not computed yet: _relevance said how to
+            continue  # the relevance of this pixel is not computed yet: relevance_on_request said how to
         # preparing is per (model, image) or (image, models): the files themselves follow the pixel and the options
         if st.button(f"Prepare exports: {title.lower()}", key=f"prep_{title}"):
             st.session_state[f"prepared_{title}"] = scope
@@ -65,23 +66,6 @@ def export_view(model_label, model, fw, src, pixel, opts: dict | None = None):
                                 file_name=name, mime=MIME[fmt], key=f"dl_{title}_{fmt}", on_click="ignore",
                                 help=f"{name}: made on click from what the page shows now"
                                 + (HTML_HELP if fmt == "html" else ""))
-
-
-def _relevance(model, src, pixel):
-    """The relevance rows the current panels' export shows: the ones the Attention tab computed for this pixel, or
-    on this tab's own button a backward pass under the server's work guard (never on a mere rerun: a pixel moved
-    while exports are prepared must not start one); None until then, said in a sentence."""
-    details = kept_relevance(pixel)
-    if details is None:
-        st.caption(f"The relevance of pixel {tuple(pixel)} is not computed yet (one forward and one backward pass).")
-        if model is None:
-            st.caption("The loaded model is not at hand here, so relevance cannot be computed.")
-        elif st.button(f"Compute relevance for pixel {tuple(pixel)}", key="export_relevance_go"):
-            try:
-                details = relevance_for(model, src.image, pixel)
-            except VizattnError as err:
-                st.error(str(err))
-    return details
 
 
 def current_export(fw, pixel, model) -> tuple[str, dict]:
