@@ -2,7 +2,7 @@
 comparison grid of every bundled attention model, for a 384² scene and a 1024² upload:
 
 - pointer move → panels repainted: measured inside the page from the move event's timestamp to the frame
-  after the repaint (hover-follow: `panel_grid_frontend/main.js` keeps these times);
+  after the repaint (hover-follow: `panel_grid_frontend/grid.js` keeps these times);
 - click → the page rerun and the grid drawn for the new pixel (the click path, beside it), also timed inside the
   page, from the click to the frame after both;
 - cold start: `streamlit run app.py` and `vizattn app` launched → healthy → the page usable → the first attention
@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import (ROOT, app_server, browser_page, free_port, marker, open_tab, panel_grid, wait_change,
-                                   wait_grid, wait_idle)
+from benchmarks.browser import (ROOT, app_server, browser_page, free_port, grid_eval, grid_marked, marker, open_tab,
+                                   panel_grid, wait_change, wait_grid, wait_idle)
 
 HEADER = ["image", "panels", "factors MiB", "moves", "hover p50 ms", "hover p90 ms", "hover max ms",
           "pins", "click → pinned p50 ms", "click → pinned p90 ms", "clicks", "click → page p50 ms", "click → page p90 ms"]
@@ -40,23 +40,21 @@ def percentile(values: list[float], q: float) -> float:
 
 # Installed in the page before each click on the clickable image: the times (ms since the epoch, on the page's own
 # clocks) of the click (its pointerup), of the frame after the marker `id` stops reading `before`, and of the frame
-# after each new figure the panel grid draws (its body's data-rendered, the title it shows).
+# after each new figure the panel grid draws (its root's data-rendered, the title it shows).
 CLICK_WATCH = """([id, before]) => {
   const epoch = () => performance.timeOrigin + performance.now();
   const after = f => requestAnimationFrame(() => setTimeout(f, 0));
   const rec = window.vizattnClick = { click: null, marker: null, grids: [] };
-  const image = document.querySelector("iframe[title*='streamlit_image_coordinates']").contentWindow;
-  image.addEventListener("pointerup", e => { rec.click = image.performance.timeOrigin + e.timeStamp; },
-                         { capture: true, once: true });
+  window.addEventListener("pointerup", e => { rec.click = performance.timeOrigin + e.timeStamp; },
+                          { capture: true, once: true });
   new MutationObserver((_, obs) => {
     const m = document.getElementById(id);
     if (m && m.textContent !== before) { obs.disconnect(); after(() => { rec.marker = epoch(); }); }
   }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  for (const f of document.querySelectorAll("iframe[title*='vizattn_panel_grid']")) {
-    const body = f.contentDocument && f.contentDocument.body;
-    if (!body) continue;
-    new MutationObserver(() => { const v = body.dataset.rendered; after(() => rec.grids.push([v, epoch()])); })
-      .observe(body, { attributes: true, attributeFilter: ["data-rendered"] });
+  for (const grid of (window.vizattnGrids || new Map()).values()) {
+    const root = grid.root;
+    new MutationObserver(() => { const v = root.dataset.rendered; after(() => rec.grids.push([v, epoch()])); })
+      .observe(root, { attributes: true, attributeFilter: ["data-rendered"] });
   }
 }"""
 
@@ -67,7 +65,7 @@ def _click_times(page, clicks: int) -> list[float]:
     has drawn the figure for it (the page rerun and the grid's new args). Timed in the page, as the pins are: the
     harness's own steps before a click (playwright's locating, scrolling and actionability checks, ~170 ms
     here) are not what a person waits for."""
-    img = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator("img").first
+    img = page.locator(".st-key-image_click img").first
     img.wait_for(timeout=120_000)
     img.scroll_into_view_if_needed()
     times = []
@@ -88,45 +86,44 @@ def _click_times(page, clicks: int) -> list[float]:
 
 
 def _second_panel(page, timings: str):
-    """(the grid's frame, the second panel's box), with the grid's `timings` list emptied."""
-    frame = next(f for f in page.frames if "vizattn_panel_grid" in f.url)
+    """The second panel's box, with the grid's `timings` list emptied."""
     stage = panel_grid(page).locator(".stage").nth(1)
     stage.scroll_into_view_if_needed()
-    frame.evaluate(f"window.{timings}.length = 0")
-    return frame, stage.bounding_box()
+    grid_eval(page, f"grid.{timings}.length = 0")
+    return stage.bounding_box()
 
 
 def _hover_times(page, moves: int) -> list[float]:
     """Pointer moves over the second panel along a loop of distinct pixels, one every 80 ms (a hand moving
     slowly); the grid records each move's time to paint."""
-    frame, box = _second_panel(page, "vizattnTimings")
+    box = _second_panel(page, "timings")
     for i in range(moves):
         fx, fy = 0.1 + 0.8 * (i % 20) / 19, 0.15 + 0.7 * (i // 20 % 5) / 4 + 0.02 * (i % 3)
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
         time.sleep(0.08)
     time.sleep(0.2)
     page.mouse.move(2, 2)  # leave: the pinned query again
-    return frame.evaluate("Array.from(window.vizattnTimings)")
+    return grid_eval(page, "Array.from(grid.timings)")
 
 
 def _pin_times(page, clicks: int) -> list[float]:
     """Clicks on the second panel: each is timed inside the page from the click event to the frame after the
     panels show the pinned query (the grid pins in the browser; the page's rerun follows and is waited for)."""
-    frame, box = _second_panel(page, "vizattnPinTimings")
+    box = _second_panel(page, "pinTimings")
     for i in range(clicks):
         before = marker(page, "compare-state")
         fx, fy = 0.15 + 0.7 * i / max(1, clicks - 1), 0.8 - 0.6 * i / max(1, clicks - 1)
         page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
         wait_change(page, "compare-state", before, timeout=300)
         wait_idle(page)
-    return frame.evaluate("Array.from(window.vizattnPinTimings)")
+    return grid_eval(page, "Array.from(grid.pinTimings)")
 
 
 def _measure(page, label: str, moves: int, clicks: int) -> list:
     grid = panel_grid(page)
     n_panels = grid.locator(".stage").count()
-    mib = grid.locator("body").evaluate("() => (window.vizattnFactorBytes || 0) / 2 ** 20")
-    live = grid.locator("body").get_attribute("data-live") == "yes"
+    mib = grid_eval(page, "(grid.factorBytes || 0) / 2 ** 20")
+    live = grid.get_attribute("data-live") == "yes"
     hover = _hover_times(page, moves) if live else []
     pins = _pin_times(page, clicks) if live else []
     ms = _click_times(page, clicks)
@@ -169,7 +166,7 @@ def cold_start(runs: int = 2) -> list[list]:
                         page.get_by_text(text or "Bundled model").first.wait_for(timeout=120_000)
                         usable = time.perf_counter() - times["launched"]
                         if text is None:
-                            panel_grid(page).locator("body[data-rendered]").wait_for(state="attached",
+                            grid_marked(page, "[data-rendered]").wait_for(state="attached",
                                                                                      timeout=120_000)
                         first = time.perf_counter() - times["launched"]
                         # leave the page before its server stops: on one port its frontend would reconnect to the

@@ -98,8 +98,7 @@ def wait_change(page, element_id: str, before: str, timeout: float = 60.0) -> st
 
 def click_image(page, fx: float, fy: float) -> None:
     """Click the clickable image at fractions (fx, fy) of its displayed size."""
-    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
-    img = frame.locator("img").first
+    img = page.locator(".st-key-image_click img").first
     img.wait_for(timeout=120_000)
     img.scroll_into_view_if_needed()
     box = img.bounding_box()
@@ -112,14 +111,32 @@ def open_tab(page, name: str) -> None:
 
 
 def panel_grid(page):
-    """The first panel grid (the app's own component) on the page, as a frame locator."""
-    return page.frame_locator("iframe[title*='vizattn_panel_grid']").first
+    """The first panel grid (the app's own component, drawn in the page in a shadow root, which playwright's CSS
+    locators enter) on the page."""
+    return page.locator(".vizattn").first
+
+
+def grid_marked(page, marks: str):
+    """The panel grid whose root carries `marks` (a CSS attribute selector such as "[data-showing='1,2']"): the
+    grid marks its root with what it shows (live, rendered, showing) once it is drawn."""
+    return page.locator(f".vizattn{marks}").first
+
+
+# the panel grid on screen (streamlit.js registers each grid by its key; one in a closed tab has no width)
+SHOWN_GRID = ("[...(window.vizattnGrids || new Map()).values()]"
+              ".find(g => g.root.isConnected && g.root.getBoundingClientRect().width > 0)")
+
+
+def grid_eval(page, body: str):
+    """Evaluate the JS expression `body` in the page with `grid` bound to the panel grid on screen (grid.js's
+    instance: timings, pinTimings, factorBytes, maps(), pin)."""
+    return page.evaluate(f"(() => {{ const grid = {SHOWN_GRID}; return {body}; }})()")
 
 
 def wait_grid(page, title_end: str, timeout_ms: int = 120_000) -> None:
     """Until a panel grid has drawn the figure whose title ends with `title_end`: its images decoded and in
-    place (the grid marks its body with the title of what it shows only then)."""
-    panel_grid(page).locator(f"body[data-rendered$='{title_end}']").wait_for(state="attached", timeout=timeout_ms)
+    place (the grid marks its root with the title of what it shows only then)."""
+    grid_marked(page, f"[data-rendered$='{title_end}']").wait_for(state="attached", timeout=timeout_ms)
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ def test_opens_on_defaults_without_exception():
 
 def test_injected_click_moves_the_query_and_updates_the_panels():
     at = fresh()
-    at.session_state["image_click"] = {"x": 100, "y": 50, "width": 640, "height": 640}
+    at.session_state["image_click"] = {"value": {"x": 100, "y": 50, "width": 640, "height": 640}}
     at.run()
     assert not at.exception
     assert "Query pixel **(30, 60)**" in query_line(at)  # 50·384/640, 100·384/640
@@ -56,7 +56,7 @@ def test_injected_click_moves_the_query_and_updates_the_panels():
 
 def test_a_click_on_a_panel_moves_the_query_there():
     at = fresh()
-    at.session_state["attn_grid"] = {"y": 40, "x": 300, "panel": 1, "t": 1}  # image pixels, as the grid sends them
+    at.session_state["attn_grid"] = {"value": {"y": 40, "x": 300, "panel": 1, "t": 1}}  # image pixels, as the grid sends them
     at.run()
     assert not at.exception
     assert "Query pixel **(40, 300)**" in query_line(at) and "panels for (40, 300)" in markdown_text(at)
@@ -125,7 +125,7 @@ def test_only_the_open_tab_is_computed_and_drawn():
     open_tab(at, "Compare models")
     attention_models = len([n for n in available() if n != "fcn"])  # every bundled model with a module
     assert f"compare for (192, 192) over {attention_models} models" in markdown_text(at) and "panels for" not in markdown_text(at)
-    at.session_state["image_click"] = {"x": 100, "y": 50, "width": 640, "height": 640}
+    at.session_state["image_click"] = {"value": {"x": 100, "y": 50, "width": 640, "height": 640}}
     at.run()
     assert f"compare for (30, 60) over {attention_models} models" in markdown_text(at)  # the open grid follows the click
 

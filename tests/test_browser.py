@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks.browser import (CHROMIUM, app_server, browser_page, click_image, marker, panel_grid, wait_change,
-                                   wait_grid, wait_idle)
+from benchmarks.browser import (CHROMIUM, SHOWN_GRID, app_server, browser_page, click_image, grid_marked, marker,
+                                panel_grid, wait_change, wait_grid, wait_idle)
 from vizattn.zoo import available
 
 IN_CI = os.environ.get("CI") == "true"
@@ -54,7 +54,7 @@ def test_click_changes_the_panel_and_png_export_is_valid(tmp_path):
         stage.scroll_into_view_if_needed()
         box = stage.bounding_box()
         stage.hover(position={"x": box["width"] * 0.5, "y": box["height"] * 0.25})
-        tip = grid.locator("#tip")
+        tip = grid.locator(".vizattn-tip")
         tip.wait_for(state="visible", timeout=10_000)
         assert "head.context · effective" in tip.inner_text() and "weight " in tip.inner_text()
         shot = os.environ.get("VIZATTN_SCREENSHOT")
@@ -241,10 +241,10 @@ def test_the_clickable_image_fits_its_column_and_its_far_corner_is_clickable(wid
     with app_server() as url, browser_page(width, 1100) as page:
         page.goto(url)
         wait_grid(page, "criss_cross at pixel (192, 192)")
-        frame = page.locator("iframe[title*='streamlit_image_coordinates']").first
-        column = frame.locator("xpath=ancestor::*[@data-testid='stColumn'][1]")
-        box, col = frame.bounding_box(), column.bounding_box()
-        img = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator("img").first
+        holder = page.locator(".st-key-image_click").first  # the component's element in the page
+        column = holder.locator("xpath=ancestor::*[@data-testid='stColumn'][1]")
+        box, col = holder.bounding_box(), column.bounding_box()
+        img = holder.locator("img").first
         shown = img.bounding_box()  # in the page's coordinates
         assert col["x"] - 1 <= box["x"] and box["x"] + box["width"] <= col["x"] + col["width"] + 1
         assert shown["x"] + shown["width"] <= min(width, col["x"] + col["width"]) + 1  # nothing cut off
@@ -268,18 +268,16 @@ def test_the_panels_follow_the_pointer_and_paint_what_python_computes(tmp_path):
         wait_grid(page, "criss_cross at pixel (192, 192)")
         wait_idle(page)
         grid = panel_grid(page)
-        assert grid.locator("body").get_attribute("data-live") == "yes"
+        assert grid.get_attribute("data-live") == "yes"
         stage = grid.locator(".stage").nth(2)
         stage.scroll_into_view_if_needed()
         box = stage.bounding_box()
         for fx, fy in ((0.2, 0.3), (0.7, 0.6), (0.55, 0.8)):
             stage.hover(position={"x": box["width"] * fx, "y": box["height"] * fy})
-            body = grid.locator("body")
-            body.wait_for(state="attached")
-            y, x = (int(v) for v in body.get_attribute("data-showing").split(","))
+            y, x = (int(v) for v in grid.get_attribute("data-showing").split(","))
             assert abs(y - fy * 384) <= 2 and abs(x - fx * 384) <= 2
-            painted = grid.locator("body").evaluate(
-                "() => Array.from(document.querySelectorAll('canvas.heat')).map(c => "
+            painted = grid.evaluate(
+                "root => Array.from(root.querySelectorAll('canvas.heat')).map(c => "
                 "Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data))")
             assert marker(page) == "panels for (192, 192)"  # no rerun: the pinned query is unchanged
             fw = run_model(load("criss_cross"), image_source("scene:1000000007", 384).image)
@@ -294,28 +292,28 @@ def test_the_panels_follow_the_pointer_and_paint_what_python_computes(tmp_path):
                 assert diff.max() <= 8
         page.screenshot(path=shot_path(tmp_path, "hover.png"), full_page=True)
         page.mouse.move(5, 5)  # leaving the panels shows the pinned query again
-        grid.locator("body[data-showing='192,192']").wait_for(state="attached", timeout=10_000)
+        grid_marked(page, "[data-showing='192,192']").wait_for(state="attached", timeout=10_000)
 
 
 def test_the_panel_grid_height_follows_its_content(tmp_path):
-    """ANN's ten panels, then GC's one: the grid's frame shrinks to what it shows (it used to keep its tallest
+    """ANN's ten panels, then GC's one: the grid's element shrinks to what it shows (it used to keep its tallest
     height), panels keep one size, and titles say module · view once."""
     with app_server() as url, browser_page(1400, 1400) as page:
         page.goto(url)
         wait_grid(page, "criss_cross at pixel (192, 192)")
         wait_idle(page)
-        frame = page.locator("iframe[title*='vizattn_panel_grid']").first
+        holder = page.locator(".st-key-attn_grid").first  # the component's element in the page
 
         def fits():
-            content = panel_grid(page).locator("#root").evaluate("r => r.getBoundingClientRect().height")
-            return frame.bounding_box()["height"], content
+            content = panel_grid(page).evaluate("r => r.getBoundingClientRect().height")
+            return holder.bounding_box()["height"], content
 
         def pick(name):
             page.locator("[data-testid='stSelectbox']").filter(has_text="Bundled model").locator("input").click()
             page.get_by_role("option", name=name, exact=True).click()
             wait_grid(page, f"{name} at pixel (192, 192)")
             wait_idle(page)
-            page.wait_for_timeout(300)  # the frame's new height arrives with the next message from the grid
+            page.wait_for_timeout(300)  # the page lays the element out again after the grid has drawn
 
         pick("ann")
         tall, content = fits()
@@ -387,8 +385,7 @@ def test_point_here_see_there_on_one_screen(width, height, tmp_path):
         page.goto(url)
         wait_grid(page, "criss_cross at pixel (192, 192)")
         wait_idle(page)
-        frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
-        img = frame.locator("img").first
+        img = page.locator(".st-key-image_click img").first
         stage = panel_grid(page).locator(".stage").first
         boxes = {"image": img.bounding_box(), "first panel": stage.bounding_box()}  # in the page's coordinates
         for name, b in boxes.items():
@@ -399,14 +396,13 @@ def test_point_here_see_there_on_one_screen(width, height, tmp_path):
         print(f"\n{width}×{height}: image {boxes['image']}, first panel {boxes['first panel']}")
         page.screenshot(path=shot_path(tmp_path, f"one_screen_{width}.png"))
 
-        frame.locator("body[data-relay='yes']").wait_for(state="attached", timeout=10_000)
-        grid = panel_grid(page).locator("body")
+        img.and_(page.locator("img[data-relay='yes']")).wait_for(state="attached", timeout=10_000)
         box = boxes["image"]
         for fx, fy in ((0.2, 0.3), (0.7, 0.6)):
             img.hover(position={"x": box["width"] * fx, "y": box["height"] * fy})
             page.wait_for_function(  # the relay hands the move to the grid's first panel: ±1 of its pixels
-                "([fy, fx]) => { const f = document.querySelector(\"iframe[title*='vizattn_panel_grid']\");"
-                " const [y, x] = (f.contentDocument.body.dataset.showing || '').split(',').map(Number);"
+                f"([fy, fx]) => {{ const grid = {SHOWN_GRID};"
+                " const [y, x] = ((grid && grid.root.dataset.showing) || '').split(',').map(Number);"
                 " return Math.abs(y - fy * 384) <= 3 && Math.abs(x - fx * 384) <= 3; }", arg=[fy, fx], timeout=10_000)
             assert marker(page) == "panels for (192, 192)"  # hover only: the pinned query is unchanged
         before = marker(page)
@@ -416,7 +412,7 @@ def test_point_here_see_there_on_one_screen(width, height, tmp_path):
         assert abs(y - 0.6 * 384) <= 2 and abs(x - 0.7 * 384) <= 2
         wait_idle(page)
         page.mouse.move(2, height - 2)  # leaving the image: the panels show the pinned query
-        grid.and_(panel_grid(page).locator(f"body[data-showing='{y},{x}']")).wait_for(state="attached", timeout=10_000)
+        grid_marked(page, f"[data-showing='{y},{x}']").wait_for(state="attached", timeout=10_000)
 
 
 def test_exports_show_what_the_page_shows_and_follow_a_new_click(tmp_path):
@@ -480,12 +476,12 @@ def test_exports_show_what_the_page_shows_and_follow_a_new_click(tmp_path):
             want_bar = colorbar_css(RELATIVE_CMAP if norm == RELATIVE else cmap)
             grid.locator("figure .grad").first.wait_for(timeout=60_000)
             page.wait_for_function(  # the grid has drawn with the new settings
-                "([bar]) => { const f = document.querySelector(\"iframe[title*='vizattn_panel_grid']\");"
-                " const g = f && f.contentDocument.querySelector('figure .grad');"
+                f"([bar]) => {{ const grid = {SHOWN_GRID};"
+                " const g = grid && grid.root.querySelector('figure .grad');"
                 " return g && g.style.background.replace(/ /g, '') === bar.replace(/ /g, ''); }",
                 arg=[want_bar], timeout=60_000)
-            painted = grid.locator("body").evaluate(
-                "() => Array.from(document.querySelectorAll('canvas.heat')).map(c => "
+            painted = grid.evaluate(
+                "root => Array.from(root.querySelectorAll('canvas.heat')).map(c => "
                 "[c.height, c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)])")
             if norm == RELATIVE:
                 assert grid.locator(".bar .ul").first.inner_text() == "uniform"

@@ -300,7 +300,7 @@ def test_app_shows_one_sentence_for_each_hostile_upload_and_keeps_its_model():
     at.sidebar.file_uploader(key="image_upload").upload("photo.png", eps).run()
     assert any("not a PNG, JPEG" in e.value for e in at.sidebar.error)
     for click in ({"x": "a", "y": None}, {"x": float("nan"), "y": 1, "width": 0, "height": 0}, [1, 2], {"x": 1e308, "y": 1e308}):
-        at.session_state["image_click"] = click
+        at.session_state["image_click"] = {"value": click}  # the component's one state value
         at.run()
         assert not at.exception
         assert any("without a usable position" in w.value or "outside" in w.value for w in at.warning), click

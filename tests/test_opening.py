@@ -134,7 +134,7 @@ from vizattn.app.cache import _live
 at = AppTest.from_file(sys.argv[1], default_timeout=300).run()
 assert not at.exception, at.exception
 print("first", "torch" in sys.modules, sorted(_live()), at.markdown[0].value)
-at.session_state["attn_grid"] = {"have": "the factors' key", "t": 1}  # what the grid says once it decoded them
+at.session_state["attn_grid"] = {"value": {"have": "the factors' key", "t": 1}}  # what the grid says once it decoded them
 at.run()
 assert not at.exception, at.exception
 print("shown", "torch" in sys.modules, sorted(m for m, _ in _live()), at.markdown[0].value)

@@ -39,6 +39,7 @@ def test_the_wheel_carries_the_models_and_the_app_but_no_development_tools(insta
     names = zipfile.ZipFile(installed[0]).namelist()
     assert "vizattn/pretrained/criss_cross.safetensors" in names and "vizattn/pretrained/criss_cross.json" in names
     assert "vizattn/app/page.py" in names and "vizattn/viz/panel_grid_frontend/hover.js" in names
+    assert "vizattn/app/clickable_image.js" in names and "vizattn/viz/panel_grid_frontend/streamlit.js" in names
     assert "vizattn/pretrained/opening/criss_cross.safetensors" in names and "vizattn/viz/colormaps.json" in names
     assert not any(n.startswith(("benchmarks/", "tests/")) for n in names)
 

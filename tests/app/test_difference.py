@@ -43,7 +43,7 @@ def test_criss_cross_minus_isa_on_their_common_grid_with_deltas():
 
 def test_the_difference_follows_the_pinned_pixel():
     at = difference_mode()
-    at.session_state["image_click"] = {"x": 100, "y": 50, "width": 640, "height": 640}
+    at.session_state["image_click"] = {"value": {"x": 100, "y": 50, "width": 640, "height": 640}}
     at.run()
     assert not at.exception and "diff for (30, 60): criss_cross vs isa" in texts(at)
 
@@ -63,7 +63,7 @@ def test_one_model_against_itself_says_so():
 
 def test_a_click_on_the_live_difference_moves_the_query():
     at = difference_mode()
-    at.session_state["diff_grid"] = {"y": 40, "x": 300, "panel": 2, "t": 1}  # image pixels, as the grid sends them
+    at.session_state["diff_grid"] = {"value": {"y": 40, "x": 300, "panel": 2, "t": 1}}  # image pixels, as the grid sends them
     at.run()
     assert not at.exception, at.exception
     assert "diff for (40, 300): criss_cross vs isa" in texts(at)

@@ -21,10 +21,10 @@ def loopback():
 
 def grid_titles(at) -> list[str]:
     """The panel titles the grid component was last sent (AppTest shows a custom component as an unknown element)."""
-    import json
+    from vizattn.app.panel_grid import unpack
 
-    sent = [json.loads(json.loads(el.proto.json_args)["args"]) for el in _walk(at._tree)  # one JSON string
-            if getattr(el, "type", "") == "component_instance" and "vizattn_panel_grid" in el.proto.component_name]
+    sent = [unpack(el.proto.bytes)[0] for el in _walk(at._tree)  # one binary payload: the args, then the factors
+            if getattr(el, "type", "") == "bidi_component" and "vizattn_panel_grid" in el.proto.component_name]
     return [p["title"] for p in sent[-1]["panels"]] if sent else []
 
 

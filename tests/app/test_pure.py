@@ -101,7 +101,7 @@ def test_where_rows_say_module_class_and_units():
 def test_side_by_side_css_bounds_the_image_column_by_the_window_height():
     css = side_by_side_css(512 / 600)
     assert "min(calc(32.0% - 1rem), calc((100vh - 200px) * 0.8533))" in css
-    assert "@media (min-width: 640px)" in css and "streamlit_image_coordinates" in css
+    assert "@media (min-width: 640px)" in css and ".st-key-image_click)" in css
     assert "<" not in css  # CSS only: it goes inside the page's <style>
 
 

@@ -74,5 +74,6 @@ def test_a_large_photo_is_shrunk_for_the_grid_keeping_its_aspect():
 
 
 def test_the_frontend_ships_with_the_package():
-    assert {"index.html", "main.js", "style.css"} <= {p.name for p in FRONTEND.iterdir()}
-    assert "streamlit:componentReady" in (FRONTEND / "main.js").read_text()
+    names = {p.name for p in FRONTEND.iterdir()}
+    assert {"hover.js", "grid.js", "streamlit.js", "widget.js", "standalone.js", "style.css"} <= names
+    assert "export default function" in (FRONTEND / "streamlit.js").read_text()  # a Streamlit v2 component's module

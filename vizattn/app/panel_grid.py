@@ -1,25 +1,40 @@
-"""The attention grid as a Streamlit component. Its frontend stays in vizattn/viz/panel_grid_frontend/ (shared
-with the notebook widget and the HTML export); vizattn.viz.panel_grid says what it is sent."""
+"""The attention grid as a Streamlit component, drawn in the page (a Streamlit v2 component: a shadow root, no
+frame). Its frontend stays in vizattn/viz/panel_grid_frontend/ (shared with the notebook widget and the HTML
+export); vizattn.viz.panel_grid says what it is sent."""
 from __future__ import annotations
 
 import json
+import struct
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from vizattn.app.cache import cached_photo, hover_factors
+from vizattn.app.query import component_value
 from vizattn.viz.hover import BUDGET
-from vizattn.viz.panel_grid import FRONTEND, grid_args, split_blob
+from vizattn.viz.panel_grid import CORE, FRONTEND, frontend_text, grid_args, split_blob
 
-_component = components.declare_component("vizattn_panel_grid", path=str(FRONTEND))
+_component = st.components.v2.component(
+    "vizattn_panel_grid", js=frontend_text(*CORE, "streamlit.js"),
+    css=(FRONTEND / "style.css").read_text(encoding="utf-8"))
+
+
+def pack(args: dict, key: str) -> bytes:
+    """One binary payload (streamlit.js `unpack`): the JSON args' length (4 bytes, little-endian), the args, then the
+    factors. One `bytes` goes to the browser as it is: a dict would be searched for dataframes (pandas, ≈0.4 s of
+    the first screen) and its bytes would not travel as bytes."""
+    rest, blob = split_blob(args)
+    text = json.dumps(dict(rest, key=key)).encode()
+    return struct.pack("<I", len(text)) + text + blob
+
+
+def unpack(data: bytes) -> tuple[dict, bytes]:
+    """(the args, the factors) of a `pack`ed payload, as streamlit.js reads it."""
+    (n,) = struct.unpack_from("<I", data)
+    return json.loads(data[4:4 + n]), data[4 + n:]
 
 
 def panel_grid(args: dict, key: str) -> None:
-    """Send `grid_args` to the component: its JSON as one string and the factors as the one binary argument.
-    (Streamlit tests every list or dict argument for a dataframe, which imports pandas, ≈0.4 s of the first
-    screen; a string it passes as it is. main.js parses it.)"""
-    rest, blob = split_blob(args)
-    _component(args=json.dumps(rest), blob=blob or None, key=key, default=None)
+    _component(data=pack(args, key), key=key)
 
 
 def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, forwards_key: str,
@@ -28,7 +43,8 @@ def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, for
     args = grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
                      base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"],
                      subtitles=subtitles, live=live)
-    if live and (st.session_state.get(key) or {}).get("have") == args["factors_key"]:
+    said = component_value(key)
+    if live and isinstance(said, dict) and said.get("have") == args["factors_key"]:
         args["blob"] = None  # the grid said it holds these factors: a click sends the pixel, not megabytes again
     panel_grid(args, key)
     if not live:

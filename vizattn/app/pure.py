@@ -45,13 +45,12 @@ def domain_warning(scene_models: list[str] | None = None) -> str:
             "images (an mmseg checkpoint, a transformers folder) to study those.")
 
 
-def side_by_side_css(aspect: float, share: float = 0.32, top_px: int = 200) -> str:
+def side_by_side_css(aspect: float, share: float = 0.32, top_px: int = 200, image_key: str = "image_click") -> str:
     """CSS for the row of the clickable image (left) and the open tab (right): the image's column takes at most
     `share` of the row and at most the width of an image of this aspect (width / height) that fits the window's
     height below `top_px`; the tab takes the rest. Narrow windows (Streamlit stacks columns under 640 px) are left
     alone."""
-    row = ("[data-testid='stHorizontalBlock']:has(> [data-testid='stColumn'] "
-           "iframe[title*='streamlit_image_coordinates'])")
+    row = f"[data-testid='stHorizontalBlock']:has(> [data-testid='stColumn'] .st-key-{image_key})"  # the image's row
     width = f"min(calc({100 * float(share):.1f}% - 1rem), calc((100vh - {int(top_px)}px) * {float(aspect):.4f}))"
     return (f"@media (min-width: 640px) {{ {row} > [data-testid='stColumn']:first-child "
             f"{{ flex: 0 0 {width} !important; min-width: 0; }} "

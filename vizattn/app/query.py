@@ -1,5 +1,4 @@
-"""The query pixel: clicks on the image and on the panel grids, the number inputs and the one-cell steps, and the
-relay that makes the clickable image drive the panel grid as the grid's own panels do."""
+"""The query pixel: clicks on the image and on the panel grids, the number inputs and the one-cell steps."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,59 +9,13 @@ from vizattn.errors import VizattnError
 CLICK_KEY = "image_click"
 GRID_KEYS = ("attn_grid", "compare_grid", "diff_grid")  # the panel grids: a click on a panel moves the query too
 
-# The clickable image and the panel grid are two components (two same-origin iframes). This script, run once in
-# the page, hands the pointer's moves over the image to the grid's first panel at the same fraction of the image
-# (the grid then repaints every panel for the pixel under the pointer, as when the pointer is on a panel). A click
-# pins the image pixel under it in the grid at once (its `pin`: the grid sends the one value back, GRID_KEYS);
-# with no grid on the page, or a grid without `pin`, the image keeps its own click (CLICK_KEY).
-RELAY = """<script>
-(() => {
-  if (window.vizattnRelay) return;
-  window.vizattnRelay = true;
-  const IMAGE = "iframe[title*='streamlit_image_coordinates']", GRID = "iframe[title*='vizattn_panel_grid']";
-  function stage() {
-    for (const f of document.querySelectorAll(GRID)) {
-      const s = f.contentDocument && f.contentDocument.querySelector(".stage");
-      if (s && f.getBoundingClientRect().width > 0) return s;
-    }
-    return null;
-  }
-  function tell(s, type, fx, fy) {
-    const t = s.getBoundingClientRect(), View = s.ownerDocument.defaultView;
-    s.dispatchEvent(new View.MouseEvent(type, { bubbles: true, clientX: t.left + fx * t.width,
-                                                 clientY: t.top + fy * t.height }));
-  }
-  function attach() {
-    for (const f of document.querySelectorAll(IMAGE)) {
-      const win = f.contentWindow, img = f.contentDocument && f.contentDocument.getElementById("image");
-      if (!img || win.vizattnRelayed) continue;
-      win.vizattnRelayed = true;
-      const inside = v => Math.min(0.9999, Math.max(0, v));
-      const at = e => [inside(e.offsetX / img.width), inside(e.offsetY / img.height)];
-      img.addEventListener("mousemove", e => { const s = stage(); if (s) tell(s, "mousemove", ...at(e)); });
-      img.addEventListener("mouseleave", () => {
-        const s = stage();
-        if (s) s.dispatchEvent(new s.ownerDocument.defaultView.MouseEvent("mouseleave"));
-      });
-      win.addEventListener("click", e => {  // capture: before the image's own handler
-        const s = e.target === img && stage(), grid = s && s.ownerDocument.defaultView;
-        if (!grid || typeof grid.pin !== "function") return;
-        const [fx, fy] = at(e);  // the image pixel, as the page maps the image's own clicks (vizattn.app.pure.click_pixel)
-        grid.pin(Math.floor(fy * img.naturalHeight), Math.floor(fx * img.naturalWidth), 0);
-        tell(s, "mousemove", fx, fy);
-        e.stopImmediatePropagation();
-      }, true);
-      f.contentDocument.body.dataset.relay = "yes";
-    }
-  }
-  setInterval(attach, 250);  // the grid keeps two lines for its title itself (style.css), so hovering moves nothing
-})();
-</script>"""
 
-
-def relay_hover() -> None:
-    """Let the clickable image drive the panel grid (RELAY); the script runs once per page, whatever reruns."""
-    st.html(RELAY, unsafe_allow_javascript=True)
+def component_value(key: str):
+    """What the component under `key` (the clickable image, a panel grid) last said, or None: its one state value
+    `value` (a click {x, y, width, height, t}; a grid's pin {y, x, panel, have, t} or {have, t}), as the browser
+    sent it: `click_pixel` refuses what is not a position."""
+    state = st.session_state.get(key)
+    return state.get("value") if hasattr(state, "get") else None
 
 
 def current_pixel(shape) -> tuple[int, int]:
@@ -74,7 +27,7 @@ def current_pixel(shape) -> tuple[int, int]:
     if drilled is not None and 0 <= drilled[0] < h and 0 <= drilled[1] < w:
         st.session_state["pixel"], st.session_state["pixel_shape"] = tuple(drilled), (h, w)
     for key in (CLICK_KEY, *GRID_KEYS):
-        click = st.session_state.get(key)
+        click = component_value(key)
         if not click or click == st.session_state.get(f"handled_{key}"):
             continue
         st.session_state[f"handled_{key}"] = click

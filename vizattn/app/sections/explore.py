@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from PIL import Image
-from streamlit_image_coordinates import streamlit_image_coordinates
 
+from vizattn.app.clickable_image import clickable_image
 from vizattn.app.cache import bundled_model, cached_backdrop, forward_for, opening_forward, prediction_pngs
 from vizattn.app.errors import one_sentence
 from vizattn.app.pure import domain_warning, has_truth, side_by_side_css
-from vizattn.app.query import CLICK_KEY, current_pixel, query_controls, relay_hover
+from vizattn.app.query import CLICK_KEY, component_value, current_pixel, query_controls
 from vizattn.app.sections.analysis import analysis_view
 from vizattn.app.sections.attention import attention_view
 from vizattn.app.sections.compare import compare_view
@@ -51,7 +50,7 @@ def _explore(model_key, model_label, model, src, opts):
 
     # point here, see there: the image, bounded by the window's height, and beside it the open tab
     h, w = fw.shape
-    st.html(f"<style>{side_by_side_css(w / h)}</style>")  # one share for every tab: the image's frame keeps its height
+    st.html(f"<style>{side_by_side_css(w / h, image_key=CLICK_KEY)}</style>")  # one share for every tab
     left, right = st.columns([1, 1], gap="medium")
     with left:
         if main:  # coloured per grid cell and spread (the same pixels), over a backdrop made once per image
@@ -62,8 +61,7 @@ def _explore(model_key, model_label, model, src, opts):
                                  base=cached_backdrop(src.key, opts["under"], src.image))
         else:
             shown = label_overlay(src.image, fw.prediction, fw.palette)
-        streamlit_image_coordinates(Image.fromarray(shown), key=CLICK_KEY, width="stretch",  # fits its column
-                                    image_format="JPEG", jpeg_quality=90, cursor="crosshair")
+        clickable_image(shown, key=CLICK_KEY)  # fits its column; the pointer over it drives the panel grid
         cls = markdown_text(fw.classes[fw.prediction[y, x]])
         gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if truth else ""
         st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
@@ -81,7 +79,6 @@ def _explore(model_key, model_label, model, src, opts):
                     truth_col.image(pictures["truth"], width="stretch", output_format="PNG")
                 conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
                 conf_col.image(pictures["confidence"], width="stretch", output_format="PNG")
-        relay_hover()
     with right:
         if not fw.records:
             st.info(f"'{model_label}' has no attention module vizattn can read; pick another model, or name its "
@@ -102,7 +99,8 @@ def _explore(model_key, model_label, model, src, opts):
             if tab.open:
                 with tab:
                     view()
-    if kept and (st.session_state.get("attn_grid") or {}).get("have"):
+    said = component_value("attn_grid")
+    if kept and isinstance(said, dict) and said.get("have"):
         # the browser holds the first screen (the grid said so, which reran this fragment): now the live forward,
         # PyTorch's import included, so that the next click finds it ready. In this script thread, after the screen
         # is sent: a thread of its own would import PyTorch beside other runs' imports, which Python cannot do

@@ -1,5 +1,5 @@
 // A grid of attention panels that stays mounted between renders: the one front end of the Streamlit component
-// (main.js), the notebook widget (widget.js) and the self-contained HTML export (standalone.js), each a thin host.
+// (streamlit.js), the notebook widget (widget.js) and the self-contained HTML export (standalone.js), each a thin host.
 // With the records' factors (args.specs and the binary args.blob, see vizattn/viz/hover.py) the panels follow the
 // pointer: every move computes each panel's row for the pixel under it (hover.js) and repaints, with no server
 // round trip; a click pins that query and tells the host. Without factors (a grid over the size budget) the host
