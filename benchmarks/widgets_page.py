@@ -1,7 +1,8 @@
 """A reference page for `vizattn bench app`'s cold start: the first screen's Streamlit elements (the page's 16
 widgets, its columns, tabs, expander and texts, in its layout) with none of vizattn: no model, no image work, no
 component. How long Streamlit's frontend takes to draw them is the part of the first map vizattn's code cannot
-shorten. The bench waits for its last text ("all drawn")."""
+shorten. The bench waits for its last text ("all drawn") and for every widget (WIDGETS_DRAWN in benchmarks/app.py):
+Streamlit draws a text at once, each kind of widget once its code has arrived."""
 import numpy as np
 import streamlit as st
 
