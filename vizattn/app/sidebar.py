@@ -14,7 +14,29 @@ from vizattn.viz.overlay import BACKDROPS, NORMALISATIONS
 
 SAMPLE_SEEDS = (1_000_000_007, 1_000_000_021, 1_000_000_042)  # held-out scenes: never seen in training
 DEFAULT_MODEL = "criss_cross"
+SCENE_SIZES, DEFAULT_SIZE = (256, 384, 512), 384
 CMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "gray")
+DISPLAY_DEFAULTS = {"cmap": CMAPS[0], "under": BACKDROPS[0], "alpha": 0.9, "clip": 100.0, "norm": NORMALISATIONS[0]}
+FIRST_WIDGET = "model_source"  # the sidebar's first widget: in the session's state from its first run on
+
+
+def first_choice():
+    """What the sidebar will show on a session's first run — (model key, label, model, image, display options): the
+    bundled default on the first sample scene, the display defaults — where nothing has been chosen yet and the
+    kept opening can draw it (vizattn.opening); else None. The page then sends the image and the grid before any
+    widget: Streamlit shows a run's new elements once each kind of widget's code has arrived, so the first map no
+    longer waits behind the sidebar's."""
+    from vizattn.app.cache import kept_opening
+
+    if FIRST_WIDGET in st.session_state or any(k in st.session_state for k in ("drill_model", "drill_source")):
+        return None
+    opening = kept_opening()
+    if opening is None or opening.model != DEFAULT_MODEL or DEFAULT_MODEL not in available():
+        return None
+    src = scene(f"scene:{SAMPLE_SEEDS[0]}", DEFAULT_SIZE)
+    if src.key != opening.image_key:
+        return None
+    return DEFAULT_MODEL, DEFAULT_MODEL, None, src, dict(DISPLAY_DEFAULTS)
 
 
 def loopback_only() -> bool:
@@ -41,7 +63,7 @@ def pick_model():
     if drilled in names:
         st.session_state["model_source"], st.session_state["model_name"] = "bundled", drilled
     sources = ["bundled", "upload a checkpoint"] + (["a checkpoint path on this machine"] if loopback_only() else [])
-    source = st.sidebar.radio("Source", sources, horizontal=True, key="model_source")
+    source = st.sidebar.radio("Source", sources, horizontal=True, key=FIRST_WIDGET)
     if source != "bundled":
         return _foreign_model(source, names)
     default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
@@ -171,9 +193,9 @@ def pick_image() -> ImageSource:
         for key in ("drill_source", "drill_note"):
             st.session_state.pop(key, None)
     kind = st.sidebar.radio("Source", ["sample scene", "scene from a seed", "upload"], key="image_source")
-    size = st.session_state.get("scene_size_kept", 384)
+    size = st.session_state.get("scene_size_kept", DEFAULT_SIZE)
     if kind != "upload":  # generated scenes only: an upload has its own size
-        size = st.sidebar.select_slider("Scene size (px)", [256, 384, 512], value=size, key="scene_size",
+        size = st.sidebar.select_slider("Scene size (px)", SCENE_SIZES, value=size, key="scene_size",
                                         help="generated scenes; the models were trained at 384")
         st.session_state["scene_size_kept"] = size
     if kind == "sample scene":
@@ -204,14 +226,17 @@ def pick_image() -> ImageSource:
 def display_options():
     st.sidebar.header("Display")
     return dict(
-        cmap=st.sidebar.selectbox("Colormap", CMAPS, key="cmap"),
-        under=st.sidebar.radio("Under the heatmap", BACKDROPS, key="backdrop", horizontal=True,
+        cmap=st.sidebar.selectbox("Colormap", CMAPS, index=CMAPS.index(DISPLAY_DEFAULTS["cmap"]), key="cmap"),
+        under=st.sidebar.radio("Under the heatmap", BACKDROPS, index=BACKDROPS.index(DISPLAY_DEFAULTS["under"]),
+                               key="backdrop", horizontal=True,
                                help="the photo dimmed to grey lets the colormap read at full strength"),
-        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="alpha"),
-        clip=st.sidebar.slider("Contrast: saturate above this percentile", 90.0, 100.0, 100.0, 0.5, key="clip",
+        alpha=st.sidebar.slider("Heatmap opacity", 0.0, 1.0, DISPLAY_DEFAULTS["alpha"], 0.05, key="alpha"),
+        clip=st.sidebar.slider("Contrast: saturate above this percentile", 90.0, 100.0, DISPLAY_DEFAULTS["clip"], 0.5,
+                               key="clip",
                                help="below 100, the strongest weights saturate so the rest of the map shows "
                                     "(as CCNet's authors clipped their figures); colorbars give the weights"),
-        norm=st.sidebar.radio("Normalisation", NORMALISATIONS, key="norm",
+        norm=st.sidebar.radio("Normalisation", NORMALISATIONS, index=NORMALISATIONS.index(DISPLAY_DEFAULTS["norm"]),
+                              key="norm",
                               help="per-map: each panel to its own top; shared: one scale across panels of one kind "
                                    "(distributions apart from gates); log, log shared: the same in decades; relative "
                                    "to uniform: each weight as a multiple of the uniform level 1/N (N grid cells), "

@@ -62,23 +62,6 @@ def _explore(model_key, model_label, model, src, opts):
         else:
             shown = label_overlay(src.image, fw.prediction, fw.palette)
         clickable_image(shown, key=CLICK_KEY)  # fits its column; the pointer over it drives the panel grid
-        cls = markdown_text(fw.classes[fw.prediction[y, x]])
-        gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if truth else ""
-        st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
-        query_controls(fw.shape)
-        legend(fw)
-        # lazy: drawn only while open, from PNGs encoded once per (model, image) and passed through as they are
-        with st.expander("Prediction, ground truth and confidence" if truth else "Prediction and confidence",
-                         key="prediction_strip", on_change="rerun") as strip:
-            if strip.open:
-                pictures = prediction_pngs(st.session_state["forward_key"], src.image, fw, src.labels if truth else None)
-                st.image(pictures["prediction"], caption="Prediction", width="stretch", output_format="PNG")
-                truth_col, conf_col = st.columns(2)
-                if truth:
-                    truth_col.caption("Ground truth")
-                    truth_col.image(pictures["truth"], width="stretch", output_format="PNG")
-                conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
-                conf_col.image(pictures["confidence"], width="stretch", output_format="PNG")
     with right:
         if not fw.records:
             st.info(f"'{model_label}' has no attention module vizattn can read; pick another model, or name its "
@@ -97,8 +80,26 @@ def _explore(model_key, model_label, model, src, opts):
                  dataset_view)
         for tab, view in zip(tabs, views):
             if tab.open:
-                with tab:
+                with tab, one_sentence():  # said in the tab: the query controls below the image still draw
                     view()
+    with left:  # below the image, sent after the open tab: the maps need not wait behind these widgets
+        cls = markdown_text(fw.classes[fw.prediction[y, x]])
+        gt = f" · truth **{markdown_text(fw.classes[src.labels[y, x]])}**" if truth else ""
+        st.markdown(f"Query pixel **({y}, {x})** · predicted **{cls}** ({fw.confidence[y, x]:.0%}){gt}")
+        query_controls(fw.shape)
+        legend(fw)
+        # lazy: drawn only while open, from PNGs encoded once per (model, image) and passed through as they are
+        with st.expander("Prediction, ground truth and confidence" if truth else "Prediction and confidence",
+                         key="prediction_strip", on_change="rerun") as strip:
+            if strip.open:
+                pictures = prediction_pngs(st.session_state["forward_key"], src.image, fw, src.labels if truth else None)
+                st.image(pictures["prediction"], caption="Prediction", width="stretch", output_format="PNG")
+                truth_col, conf_col = st.columns(2)
+                if truth:
+                    truth_col.caption("Ground truth")
+                    truth_col.image(pictures["truth"], width="stretch", output_format="PNG")
+                conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
+                conf_col.image(pictures["confidence"], width="stretch", output_format="PNG")
     said = component_value("attn_grid")
     if kept and isinstance(said, dict) and said.get("have"):
         # the browser holds the first screen (the grid said so, which reran this fragment): now the live forward,
