@@ -81,6 +81,29 @@ def test_a_linked_file_is_refused(run_folder, tmp_path):
     assert any("symbolic link" in e.value for e in at.error), [e.value for e in at.error]
 
 
+def test_a_fifo_or_an_oversized_file_is_refused_in_its_own_sentence(run_folder, tmp_path, monkeypatch):
+    import os
+
+    from vizattn.app.sections import dataset
+
+    copy = tmp_path / "odd"
+    copy.mkdir()
+    for f in run_folder.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "summary.json").unlink()
+    os.mkfifo(copy / "summary.json")  # no writer: a blocking read would freeze the page
+    at = open_folder(copy)
+    assert any("summary.json' is not a regular file; open the --out folder" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    (copy / "summary.json").unlink()
+    (copy / "summary.json").write_bytes((run_folder / "summary.json").read_bytes())
+    monkeypatch.setitem(dataset.LIMITS, "summary.json", 16)  # the same file, over a limit it passes
+    at = open_folder(copy)
+    assert any("summary.json' is larger than" in e.value and "it was not read" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
 def test_off_loopback_the_tab_explains_and_offers_no_path_field(monkeypatch):
     import streamlit
 

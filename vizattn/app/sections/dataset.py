@@ -24,19 +24,17 @@ TABLE_ROWS = 7  # the extremes table's visible rows (it scrolls): the charts and
 
 
 def read_file(folder: Path, name: str) -> bytes:
-    """One of the run's files through the safe reader (a link, a non-file or an oversized file is refused)."""
-    from vizattn.outputs import read_small
+    """One of the run's files through the safe reader: a link, a FIFO or device, an unreadable or an oversized file
+    is refused in the reader's own sentence (what was wrong), with what to do here."""
+    from vizattn.outputs import read_bounded
 
     path = folder / name
     if path.is_symlink():
         raise VizattnError(f"'{path}' is a symbolic link; the page reads only the files `vizattn analyze` wrote.")
     if not path.exists():
         raise VizattnError(f"'{folder}' has no {name}: open the --out folder of a finished `vizattn analyze` run.")
-    try:
-        return read_small(folder, name, LIMITS.get(name, 64 << 20))
-    except VizattnError:
-        raise VizattnError(f"'{path}' is not a plain file of the size `vizattn analyze` writes; open another "
-                           "folder.") from None
+    return read_bounded(path, f"'{path}'", LIMITS.get(name, 64 << 20),
+                        "open the --out folder of a finished `vizattn analyze` run")
 
 
 def read_table(folder: Path, name: str):
