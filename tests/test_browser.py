@@ -396,7 +396,7 @@ def test_point_here_see_there_on_one_screen(width, height, tmp_path):
         print(f"\n{width}×{height}: image {boxes['image']}, first panel {boxes['first panel']}")
         page.screenshot(path=shot_path(tmp_path, f"one_screen_{width}.png"))
 
-        img.and_(page.locator("img[data-relay='yes']")).wait_for(state="attached", timeout=10_000)
+        page.wait_for_function(f"() => !!({SHOWN_GRID})", timeout=10_000)  # the grid the image drives is registered
         box = boxes["image"]
         for fx, fy in ((0.2, 0.3), (0.7, 0.6)):
             img.hover(position={"x": box["width"] * fx, "y": box["height"] * fy})

@@ -114,16 +114,20 @@ def kept_opening():
     return read_opening()
 
 
-def opening_forward(model_key: str, src: ImageSource, pixel: tuple[int, int]):
-    """The kept opening's forward where it can draw this run (the bundled model and scene it was written from, at
-    its pixel) and the live forward is not ready yet; else None. The page then draws its first screen without
-    PyTorch, and runs the live forward once the browser holds that screen."""
+def opening_fits(model_key: str, src: ImageSource, pixel: tuple[int, int]) -> bool:
+    """Whether the kept opening can draw this run: the bundled model and scene it was written from, at its pixel,
+    while the live forward has not run in this server."""
     if (model_key, src.key) in _live():
-        return None
+        return False
     opening = kept_opening()
-    if opening is None or model_key != opening.model or src.key != opening.image_key or tuple(pixel) != opening.pixel:
-        return None
-    return opening.forward(src.image)
+    return (opening is not None and model_key == opening.model and src.key == opening.image_key
+            and tuple(pixel) == tuple(opening.pixel))
+
+
+def opening_forward(model_key: str, src: ImageSource, pixel: tuple[int, int]):
+    """The kept opening's forward where it fits this run (opening_fits); else None. The page then draws its first
+    screen without PyTorch, and runs the live forward once the browser holds that screen."""
+    return kept_opening().forward(src.image) if opening_fits(model_key, src, pixel) else None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -12,12 +12,15 @@ function same(a, b) {
   return true;
 }
 
-// the panel grid now on screen (a grid in a closed tab has no width), or null
+// the panel grid now on screen (a grid in a closed tab has no width; of two, while one replaces the other, the
+// newer), or null
 function shownGrid() {
-  for (const grid of (window.vizattnGrids || new Map()).values()) {
-    if (grid.root.isConnected && grid.root.getBoundingClientRect().width > 0 && typeof grid.pin === "function") return grid;
+  let shown = null;
+  for (const ref of (window.vizattnGrids || new Map()).values()) {
+    const grid = ref.deref();
+    if (grid && grid.root.isConnected && grid.root.getBoundingClientRect().width > 0) shown = grid;
   }
-  return null;
+  return shown;
 }
 
 // a pointer event at the same fraction of the grid's first panel
@@ -54,14 +57,18 @@ export default function ({ parentElement, data, setStateValue }) {
       const r = img.getBoundingClientRect();
       setStateValue("value", { x: fx * r.width, y: fy * r.height, width: r.width, height: r.height, t: Date.now() });
     });
-    img.dataset.relay = "yes";
     host = { img: img, bytes: null, url: null };
     hosts.set(parentElement, host);
   }
-  if (!(data instanceof Uint8Array) || same(data, host.bytes)) return;  // the page sends the same picture again
+  const cleanup = () => {  // removed from the page: let the picture go (a call that Streamlit has replaced is not)
+    const holder = parentElement.host || parentElement;
+    if (!holder.isConnected && host.url) { URL.revokeObjectURL(host.url); host.url = null; }
+  };
+  if (!(data instanceof Uint8Array) || same(data, host.bytes)) return cleanup;  // the same picture again
   const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
   host.img.src = url;
   if (host.url) URL.revokeObjectURL(host.url);
   host.bytes = data.slice();
   host.url = url;
+  return cleanup;
 }

@@ -14,9 +14,11 @@ def main():
     st.title("vizattn — where did this pixel look?")
     first = first_choice()
     if first is not None:  # a session's first run: the image and its maps go out before the sidebar's widgets
-        explore(*first)
+        try:
+            explore(*first)
+        finally:  # the sidebar is drawn whatever happened above: the next run takes the usual path
+            drawn = pick_model(), pick_image(), display_options()
         model_key, _, _, src, opts = first
-        drawn = pick_model(), pick_image(), display_options()
         if (drawn[0][0], drawn[1].key, drawn[2]) != (model_key, src.key, opts):
             st.rerun()  # the sidebar says otherwise (it should not): draw what it says
         return

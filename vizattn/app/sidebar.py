@@ -26,15 +26,17 @@ def first_choice():
     kept opening can draw it (vizattn.opening); else None. The page then sends the image and the grid before any
     widget: Streamlit shows a run's new elements once each kind of widget's code has arrived, so the first map no
     longer waits behind the sidebar's."""
-    from vizattn.app.cache import kept_opening
+    from vizattn.app.cache import opening_fits
 
-    if FIRST_WIDGET in st.session_state or any(k in st.session_state for k in ("drill_model", "drill_source")):
+    if FIRST_WIDGET in st.session_state or any(k in st.session_state for k in ("drill_model", "drill_source", "pixel")):
         return None
-    opening = kept_opening()
-    if opening is None or opening.model != DEFAULT_MODEL or DEFAULT_MODEL not in available():
+    if DEFAULT_MODEL not in available():
         return None
     src = scene(f"scene:{SAMPLE_SEEDS[0]}", DEFAULT_SIZE)
-    if src.key != opening.image_key:
+    h, w = src.image.shape[:2]
+    # the kept opening must draw it (vizattn.app.query.current_pixel starts at the centre): never a forward, which
+    # would hold the sidebar back
+    if not opening_fits(DEFAULT_MODEL, src, (h // 2, w // 2)):
         return None
     return DEFAULT_MODEL, DEFAULT_MODEL, None, src, dict(DISPLAY_DEFAULTS)
 

@@ -244,7 +244,7 @@ const VizattnGrid = (() => {
           grid.factorBytes = args.blob.byteLength;
           asked = null;  // held now: should the host later leave out factors we do not hold, we ask again
           announce = true;
-        } else {  // the host believes we hold factors we do not (this frame is new): ask for them once
+        } else {  // the host believes we hold factors we do not (this grid was mounted anew): ask for them once
           if (asked !== args.factors_key) { asked = args.factors_key; tell({ need: args.factors_key }); }
           return;
         }
