@@ -412,7 +412,11 @@ def test_point_here_see_there_on_one_screen(width, height, tmp_path):
         assert abs(y - 0.6 * 384) <= 2 and abs(x - 0.7 * 384) <= 2
         wait_idle(page)
         page.mouse.move(2, height - 2)  # leaving the image: the panels show the pinned query
-        grid_marked(page, f"[data-showing='{y},{x}']").wait_for(state="attached", timeout=10_000)
+        try:
+            grid_marked(page, f"[data-showing='{y},{x}']").wait_for(state="attached", timeout=10_000)
+        except Exception:  # say what the grid showed instead
+            raise AssertionError(f"pinned ({y}, {x}); the grid shows "
+                                 f"{page.evaluate(f'() => ({SHOWN_GRID}).root.dataset.showing')}") from None
 
 
 def test_exports_show_what_the_page_shows_and_follow_a_new_click(tmp_path):

@@ -31,6 +31,23 @@ function tell(grid, type, fx, fy) {
   stage.dispatchEvent(new MouseEvent(type, { bubbles: true, clientX: t.left + fx * t.width, clientY: t.top + fy * t.height }));
 }
 
+// The grid the image's pointer moves were handed to, until the pointer leaves the image: then the grid shows the
+// pinned query again. The image's own mouseleave says so; a pointer move anywhere else on the page says so too, so
+// that a leave the browser did not report (the image redrawn under a still pointer) never leaves the grid showing
+// a pixel nobody points at.
+let relayed = null;
+function release() {
+  const stage = relayed && relayed.root.querySelector(".stage");
+  relayed = null;
+  if (stage) stage.dispatchEvent(new MouseEvent("mouseleave"));
+}
+const images = new Set();
+document.addEventListener("mousemove", e => {
+  if (!relayed) return;
+  const path = e.composedPath();
+  if (![...images].some(img => path.includes(img))) release();
+}, true);
+
 export default function ({ parentElement, data, setStateValue }) {
   let host = hosts.get(parentElement);
   if (!host) {
@@ -42,15 +59,17 @@ export default function ({ parentElement, data, setStateValue }) {
     parentElement.appendChild(img);
     const inside = v => Math.min(0.9999, Math.max(0, v));
     const at = e => { const r = img.getBoundingClientRect(); return [inside((e.clientX - r.left) / r.width), inside((e.clientY - r.top) / r.height)]; };
-    img.addEventListener("mousemove", e => { const g = shownGrid(); if (g) tell(g, "mousemove", ...at(e)); });
-    img.addEventListener("mouseleave", () => {
-      const g = shownGrid(), stage = g && g.root.querySelector(".stage");
-      if (stage) stage.dispatchEvent(new MouseEvent("mouseleave"));
+    images.add(img);
+    img.addEventListener("mousemove", e => {
+      const g = shownGrid();
+      if (g) { relayed = g; tell(g, "mousemove", ...at(e)); }
     });
+    img.addEventListener("mouseleave", release);
     img.addEventListener("click", e => {
       const [fx, fy] = at(e), g = shownGrid();
       if (g) {  // the image pixel, as the page maps the image's own clicks (vizattn.app.pure.click_pixel)
         g.pin(Math.floor(fy * img.naturalHeight), Math.floor(fx * img.naturalWidth), 0, e.timeStamp);
+        relayed = g;
         tell(g, "mousemove", fx, fy);
         return;
       }
@@ -62,7 +81,9 @@ export default function ({ parentElement, data, setStateValue }) {
   }
   const cleanup = () => {  // removed from the page: let the picture go (a call that Streamlit has replaced is not)
     const holder = parentElement.host || parentElement;
-    if (!holder.isConnected && host.url) { URL.revokeObjectURL(host.url); host.url = null; }
+    if (holder.isConnected) return;
+    images.delete(host.img);
+    if (host.url) { URL.revokeObjectURL(host.url); host.url = null; }
   };
   if (!(data instanceof Uint8Array) || same(data, host.bytes)) return cleanup;  // the same picture again
   const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
