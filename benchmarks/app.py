@@ -58,9 +58,7 @@ CLICK_WATCH = """([id, before]) => {
     const m = document.getElementById(id);
     if (m && m.textContent !== before) { obs.disconnect(); after(() => { rec.marker = epoch(); }); }
   }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  for (const ref of (window.vizattnGrids || new Map()).values()) {
-    const grid = ref.deref();
-    if (!grid) continue;
+  for (const grid of (window.vizattnGrids || new Map()).values()) {
     const root = grid.root;
     new MutationObserver(() => { const v = root.dataset.rendered; after(() => rec.grids.push([v, epoch()])); })
       .observe(root, { attributes: true, attributeFilter: ["data-rendered"] });

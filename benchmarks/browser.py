@@ -123,8 +123,8 @@ def grid_marked(page, marks: str):
 
 
 # the panel grid on screen (streamlit.js registers each grid by its key; one in a closed tab has no width)
-SHOWN_GRID = ("[...(window.vizattnGrids || new Map()).values()].map(r => r.deref())"
-              ".filter(g => g && g.root.isConnected && g.root.getBoundingClientRect().width > 0).pop()")
+SHOWN_GRID = ("[...(window.vizattnGrids || new Map()).values()]"
+              ".find(g => g.root.isConnected && g.root.getBoundingClientRect().width > 0)")
 
 
 def grid_eval(page, body: str):

@@ -12,15 +12,12 @@ function same(a, b) {
   return true;
 }
 
-// the panel grid now on screen (a grid in a closed tab has no width; of two, while one replaces the other, the
-// newer), or null
+// the panel grid now on screen (a grid in a closed tab has no width), or null
 function shownGrid() {
-  let shown = null;
-  for (const ref of (window.vizattnGrids || new Map()).values()) {
-    const grid = ref.deref();
-    if (grid && grid.root.isConnected && grid.root.getBoundingClientRect().width > 0) shown = grid;
+  for (const grid of (window.vizattnGrids || new Map()).values()) {
+    if (grid.root.isConnected && grid.root.getBoundingClientRect().width > 0 && typeof grid.pin === "function") return grid;
   }
-  return shown;
+  return null;
 }
 
 // a pointer event at the same fraction of the grid's first panel
@@ -30,23 +27,6 @@ function tell(grid, type, fx, fy) {
   const t = stage.getBoundingClientRect();
   stage.dispatchEvent(new MouseEvent(type, { bubbles: true, clientX: t.left + fx * t.width, clientY: t.top + fy * t.height }));
 }
-
-// The grid the image's pointer moves were handed to, until the pointer leaves the image: then the grid shows the
-// pinned query again. The image's own mouseleave says so; a pointer move anywhere else on the page says so too, so
-// that a leave the browser did not report (the image redrawn under a still pointer) never leaves the grid showing
-// a pixel nobody points at.
-let relayed = null;
-function release() {
-  const stage = relayed && relayed.root.querySelector(".stage");
-  relayed = null;
-  if (stage) stage.dispatchEvent(new MouseEvent("mouseleave"));
-}
-const images = new Set();
-document.addEventListener("mousemove", e => {
-  if (!relayed) return;
-  const path = e.composedPath();
-  if (![...images].some(img => path.includes(img))) release();
-}, true);
 
 export default function ({ parentElement, data, setStateValue }) {
   let host = hosts.get(parentElement);
@@ -59,37 +39,29 @@ export default function ({ parentElement, data, setStateValue }) {
     parentElement.appendChild(img);
     const inside = v => Math.min(0.9999, Math.max(0, v));
     const at = e => { const r = img.getBoundingClientRect(); return [inside((e.clientX - r.left) / r.width), inside((e.clientY - r.top) / r.height)]; };
-    images.add(img);
-    img.addEventListener("mousemove", e => {
-      const g = shownGrid();
-      if (g) { relayed = g; tell(g, "mousemove", ...at(e)); }
+    img.addEventListener("mousemove", e => { const g = shownGrid(); if (g) tell(g, "mousemove", ...at(e)); });
+    img.addEventListener("mouseleave", () => {
+      const g = shownGrid(), stage = g && g.root.querySelector(".stage");
+      if (stage) stage.dispatchEvent(new MouseEvent("mouseleave"));
     });
-    img.addEventListener("mouseleave", release);
     img.addEventListener("click", e => {
       const [fx, fy] = at(e), g = shownGrid();
       if (g) {  // the image pixel, as the page maps the image's own clicks (vizattn.app.pure.click_pixel)
         g.pin(Math.floor(fy * img.naturalHeight), Math.floor(fx * img.naturalWidth), 0, e.timeStamp);
-        relayed = g;
         tell(g, "mousemove", fx, fy);
         return;
       }
       const r = img.getBoundingClientRect();
       setStateValue("value", { x: fx * r.width, y: fy * r.height, width: r.width, height: r.height, t: Date.now() });
     });
+    img.dataset.relay = "yes";
     host = { img: img, bytes: null, url: null };
     hosts.set(parentElement, host);
   }
-  const cleanup = () => {  // removed from the page: let the picture go (a call that Streamlit has replaced is not)
-    const holder = parentElement.host || parentElement;
-    if (holder.isConnected) return;
-    images.delete(host.img);
-    if (host.url) { URL.revokeObjectURL(host.url); host.url = null; }
-  };
-  if (!(data instanceof Uint8Array) || same(data, host.bytes)) return cleanup;  // the same picture again
+  if (!(data instanceof Uint8Array) || same(data, host.bytes)) return;  // the page sends the same picture again
   const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
   host.img.src = url;
   if (host.url) URL.revokeObjectURL(host.url);
   host.bytes = data.slice();
   host.url = url;
-  return cleanup;
 }

@@ -2,11 +2,10 @@
 // root, no frame of its own). vizattn/app/panel_grid.py sends one binary payload: a 4-byte length, the grid's JSON
 // args, then the records' factors (none once the grid said it holds them). A pin or "I hold these factors" goes
 // back as the one state value `value`. The clickable image (vizattn/app/clickable_image.js) finds the grid on the
-// page through window.vizattnGrids (weak references: a grid removed from the page is not kept alive by it);
-// `vizattn bench app` and the browser tests read each grid's timings there too.
+// page through window.vizattnGrids; `vizattn bench app` and the browser tests read each grid's timings there too.
 
 const hosts = new WeakMap();  // the component's element -> {grid, last}: Streamlit calls us again for each render
-window.vizattnGrids = window.vizattnGrids || new Map();  // component key -> WeakRef(grid)
+window.vizattnGrids = window.vizattnGrids || new Map();  // component key -> grid
 
 function unpack(bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -36,5 +35,5 @@ export default function ({ parentElement, data, setStateValue }) {
   host.grid.render(Object.assign(parsed, { blob: blob }));
   host.last = { args: args, factors: factors };  // only once drawn: args that failed to draw are drawn when re-sent
   host.root.dataset.key = parsed.key || "";
-  window.vizattnGrids.set(parsed.key || "", new WeakRef(host.grid));
+  window.vizattnGrids.set(parsed.key || "", host.grid);
 }
