@@ -69,12 +69,17 @@ def test_a_folder_that_is_no_analyze_output_is_one_sentence(tmp_path):
     assert any("has no summary.json" in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_a_linked_file_is_refused(run_folder, tmp_path):
-    copy = tmp_path / "linked"
+def copied_run(run_folder: Path, copy: Path) -> Path:
+    """A copy of the run's files in `copy`, to spoil one of them."""
     copy.mkdir()
     for f in run_folder.iterdir():
         if f.is_file():
             (copy / f.name).write_bytes(f.read_bytes())
+    return copy
+
+
+def test_a_linked_file_is_refused(run_folder, tmp_path):
+    copy = copied_run(run_folder, tmp_path / "linked")
     (copy / "rows.parquet").unlink()
     (copy / "rows.parquet").symlink_to(run_folder / "rows.parquet")
     at = open_folder(copy)
@@ -86,11 +91,7 @@ def test_a_fifo_or_an_oversized_file_is_refused_in_its_own_sentence(run_folder, 
 
     from vizattn.app.sections import dataset
 
-    copy = tmp_path / "odd"
-    copy.mkdir()
-    for f in run_folder.iterdir():
-        if f.is_file():
-            (copy / f.name).write_bytes(f.read_bytes())
+    copy = copied_run(run_folder, tmp_path / "odd")
     (copy / "summary.json").unlink()
     os.mkfifo(copy / "summary.json")  # no writer: a blocking read would freeze the page
     at = open_folder(copy)

@@ -71,17 +71,12 @@ def test_a_click_on_the_live_difference_moves_the_query():
 
 
 def test_once_the_difference_grid_holds_its_factors_a_click_sends_the_pixel_alone():
-    from tests.app.test_navigator import _walk
-    from vizattn.app.panel_grid import unpack
-
-    def sent(at):
-        return [unpack(el.proto.bytes) for el in _walk(at._tree)
-                if getattr(el, "type", "") == "bidi_component" and "vizattn_panel_grid" in el.proto.component_name]
+    from tests.app.pages import grid_payloads
 
     at = difference_mode()
-    args, blob = sent(at)[-1]
+    args, blob = grid_payloads(at)[-1]
     assert len(blob) > 0  # the first render carries the factors
     at.session_state["diff_grid"] = {"value": {"y": 40, "x": 300, "panel": 2, "have": args["factors_key"], "t": 2}}
     at.run()
-    args2, blob2 = sent(at)[-1]
+    args2, blob2 = grid_payloads(at)[-1]
     assert not at.exception and args2["factors_key"] == args["factors_key"] and blob2 == b""

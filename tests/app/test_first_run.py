@@ -4,15 +4,12 @@ import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 
-from tests.app.pages import APP
-from tests.app.test_navigator import _walk
+from tests.app.pages import APP, grid_payloads
 from vizattn.app import page, sidebar
-from vizattn.app.panel_grid import unpack
 
 
 def sent(at) -> list[dict]:
-    return [unpack(el.proto.bytes)[0] for el in _walk(at._tree)
-            if getattr(el, "type", "") == "bidi_component" and "vizattn_panel_grid" in el.proto.component_name]
+    return [args for args, _ in grid_payloads(at)]
 
 
 @pytest.fixture

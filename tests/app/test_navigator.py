@@ -4,7 +4,7 @@ relevance (on request) appear as maps with their choices stated; each record's v
 import pytest
 import streamlit.config
 
-from tests.app.pages import page_with
+from tests.app.pages import grid_payloads, page_with
 from vizattn.zoo import available
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs the bundled models in vizattn/pretrained/")
@@ -20,18 +20,9 @@ def loopback():
 
 
 def grid_titles(at) -> list[str]:
-    """The panel titles the grid component was last sent (AppTest shows a custom component as an unknown element)."""
-    from vizattn.app.panel_grid import unpack
-
-    sent = [unpack(el.proto.bytes)[0] for el in _walk(at._tree)  # one binary payload: the args, then the factors
-            if getattr(el, "type", "") == "bidi_component" and "vizattn_panel_grid" in el.proto.component_name]
-    return [p["title"] for p in sent[-1]["panels"]] if sent else []
-
-
-def _walk(node):
-    yield node
-    for child in getattr(node, "children", {}).values():
-        yield from _walk(child)
+    """The panel titles the grid component was last sent."""
+    sent = grid_payloads(at)
+    return [p["title"] for p in sent[-1][0]["panels"]] if sent else []
 
 
 def captions(at) -> str:

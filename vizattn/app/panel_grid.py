@@ -9,7 +9,7 @@ import struct
 import streamlit as st
 
 from vizattn.app.cache import cached_photo, hover_factors
-from vizattn.app.query import component_value
+from vizattn.app.query import held_factors
 from vizattn.viz.hover import BUDGET
 from vizattn.viz.panel_grid import CORE, FRONTEND, frontend_text, grid_args, split_blob
 
@@ -43,8 +43,7 @@ def show_grid(src, chosen, titles, opts, columns: int, title: str, key: str, for
     args = grid_args(src.image, chosen, titles, opts["cmap"], opts["norm"], opts["alpha"], columns, title,
                      base=cached_photo(src.key, opts["under"], src.image), clip=opts["clip"], under=opts["under"],
                      subtitles=subtitles, live=live)
-    said = component_value(key)
-    if live and isinstance(said, dict) and said.get("have") == args["factors_key"]:
+    if live and held_factors(key) == args["factors_key"]:
         args["blob"] = None  # the grid said it holds these factors: a click sends the pixel, not megabytes again
     panel_grid(args, key)
     if not live:

@@ -18,6 +18,12 @@ def component_value(key: str):
     return state.get("value") if hasattr(state, "get") else None
 
 
+def held_factors(key: str) -> str | None:
+    """The factors key the panel grid under `key` says it holds (every value it sends names it), or None."""
+    said = component_value(key)
+    return said.get("have") if isinstance(said, dict) else None
+
+
 def current_pixel(shape) -> tuple[int, int]:
     h, w = shape
     if "pixel" not in st.session_state or st.session_state.get("pixel_shape") != (h, w):

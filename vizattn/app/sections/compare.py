@@ -6,7 +6,7 @@ import streamlit as st
 
 from vizattn.app.cache import bundled_model, cached_photo, forward_for, hover_factors
 from vizattn.app.panel_grid import panel_grid, show_grid
-from vizattn.app.query import component_value
+from vizattn.app.query import held_factors
 from vizattn.app.sections import kept_choice, state_marker
 from vizattn.app.sections.statistics import STATISTICS
 from vizattn.bundled import available, model_card
@@ -73,8 +73,7 @@ def live_difference(src, fw_a, fw_b, names: tuple[str, str], pixel, opts) -> boo
     except VizattnError as err:
         st.caption(str(err))
         return False
-    said = component_value("diff_grid")
-    if isinstance(said, dict) and said.get("have") == args["factors_key"]:
+    if held_factors("diff_grid") == args["factors_key"]:
         args["blob"] = None  # the grid holds these factors already
     panel_grid(args, "diff_grid")
     state_marker("diff-grid", f"live difference for {tuple(pixel)}: {len(args['panels']) // 3} pair(s)")

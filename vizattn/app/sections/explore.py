@@ -9,7 +9,7 @@ from vizattn.app.clickable_image import clickable_image
 from vizattn.app.cache import bundled_model, cached_backdrop, forward_for, opening_forward, prediction_pngs
 from vizattn.app.errors import one_sentence
 from vizattn.app.pure import domain_warning, has_truth, side_by_side_css
-from vizattn.app.query import CLICK_KEY, component_value, current_pixel, query_controls
+from vizattn.app.query import CLICK_KEY, current_pixel, held_factors, query_controls
 from vizattn.app.sections.analysis import analysis_view
 from vizattn.app.sections.attention import attention_view
 from vizattn.app.sections.compare import compare_view
@@ -100,8 +100,7 @@ def _explore(model_key, model_label, model, src, opts):
                     truth_col.image(pictures["truth"], width="stretch", output_format="PNG")
                 conf_col.caption("Confidence (0 … 1)", help="the largest class probability: dark 0, bright 1")
                 conf_col.image(pictures["confidence"], width="stretch", output_format="PNG")
-    said = component_value("attn_grid")
-    if kept and isinstance(said, dict) and said.get("have"):
+    if kept and held_factors("attn_grid"):
         # the browser holds the first screen (the grid said so, which reran this fragment): now the live forward,
         # PyTorch's import included, so that the next click finds it ready. In this script thread, after the screen
         # is sent: a thread of its own would import PyTorch beside other runs' imports, which Python cannot do
